@@ -1,0 +1,82 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "token-gateway",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "token-gateway", targets: ["token-gateway"]),
+        .executable(name: "fake-salesforce", targets: ["fake-salesforce"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries from Debian, reached through typed shims (Swift cannot call variadic C functions).
+        .systemLibrary(
+            name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CLibCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+
+        // Swift wrappers: the only code that imports C.
+        .target(
+            name: "HTTPServer",
+            dependencies: ["CMicroHTTPD", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "Postgres",
+            dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "HTTPClient",
+            dependencies: ["CLibCurl", .product(name: "Logging", package: "swift-log")]),
+
+        // The domain: tenants, clients, connections, grants, cache, crypto, routes. No C imports.
+        .target(
+            name: "TokenGatewayCore",
+            dependencies: [
+                "HTTPServer", "Postgres", "HTTPClient",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // A fake of Salesforce's OAuth endpoints for tests, the demo and the benchmarks.
+        .target(
+            name: "FakeSalesforce",
+            dependencies: [
+                "HTTPServer",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
+        .executableTarget(
+            name: "token-gateway",
+            dependencies: [
+                "TokenGatewayCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "fake-salesforce",
+            dependencies: [
+                "FakeSalesforce",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
+        // Test helpers: throwaway PostgreSQL clusters, free ports, bounded waits.
+        .target(
+            name: "TestSupport",
+            path: "Tests/TestSupport"),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"]),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
+        .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "HTTPServer", "TestSupport"]),
+        .testTarget(name: "TokenGatewayCoreTests", dependencies: ["TokenGatewayCore", "TestSupport"]),
+        .testTarget(name: "FakeSalesforceTests", dependencies: ["FakeSalesforce", "HTTPClient", "TestSupport"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["TokenGatewayCore", "FakeSalesforce", "HTTPClient", "Postgres", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

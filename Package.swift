@@ -53,7 +53,7 @@ let package = Package(
         .executableTarget(
             name: "token-gateway",
             dependencies: [
-                "TokenGatewayCore",
+                "TokenGatewayCore", "Postgres", "HTTPClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

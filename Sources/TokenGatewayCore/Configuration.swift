@@ -1,0 +1,290 @@
+import Foundation
+
+/// Everything `token-gateway serve` needs, validated. Built from settings named like the environment variables.
+public struct GatewayConfiguration: Sendable {
+    public var databaseURL: String
+    public var adminToken: String
+    public var keyring: Keyring
+    public var listenHost: String = "0.0.0.0"
+    public var listenPort: Int = 8080
+    public var publicURL: String?
+    public var upstreamAllowList: UpstreamAllowList = .salesforceDefault
+    public var upstreamTimeoutSeconds: Double = 15
+    public var upstreamConnectTimeoutSeconds: Double = 5
+    public var maxBodyBytes: Int = 65536
+    public var forceRefreshGraceSeconds: Double = 5
+    public var logFormat: LogFormat = .json
+    public var threads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    public var databasePoolSize: Int = 10
+    public var maxConnections: Int = 1024
+    public var idleTimeoutSeconds: Int = 60
+    public var shutdownGraceSeconds: Double = 10
+    public var keyUpstreamLimitPerMinute: Int = 120
+
+    /// How log lines are written.
+    public enum LogFormat: String, Sendable { case json, text }
+
+    /// One documented setting: its environment variable, its flag and its default (for `--help` and the README).
+    public struct Setting: Sendable {
+        public let env: String
+        public let flag: String
+        public let defaultValue: String
+        public let help: String
+    }
+
+    /// Every setting `serve` reads, in the order the README lists them.
+    public static let settings: [Setting] = [
+        Setting(env: "DATABASE_URL", flag: "database-url", defaultValue: "(required)", help: "PostgreSQL connection URI."),
+        Setting(env: "TOKEN_GATEWAY_ADMIN_TOKEN", flag: "admin-token", defaultValue: "(required)",
+                help: "Bearer token of the admin API; at least 32 characters."),
+        Setting(env: "TOKEN_GATEWAY_ENCRYPTION_KEYS", flag: "encryption-keys", defaultValue: "(required)",
+                help: "Comma-separated keyid:base64-of-32-bytes; the first encrypts, all decrypt (see `keygen`)."),
+        Setting(env: "TOKEN_GATEWAY_LISTEN", flag: "listen", defaultValue: "0.0.0.0:8080", help: "host:port to serve HTTP on."),
+        Setting(env: "TOKEN_GATEWAY_PUBLIC_URL", flag: "public-url", defaultValue: "(none)",
+                help: "The gateway's external base URL; authorize links redirect to <public-url>/callback."),
+        Setting(env: "TOKEN_GATEWAY_UPSTREAM_ALLOWLIST", flag: "upstream-allowlist", defaultValue: "Salesforce's https domains",
+                help: "Comma-separated scheme://host[:port] patterns a client's login_url must match; host may start with *."),
+        Setting(env: "TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS", flag: "upstream-timeout-seconds", defaultValue: "15",
+                help: "Whole-call timeout of a Salesforce request."),
+        Setting(env: "TOKEN_GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS", flag: "upstream-connect-timeout-seconds",
+                defaultValue: "5", help: "Connect timeout of a Salesforce request."),
+        Setting(env: "TOKEN_GATEWAY_MAX_BODY_BYTES", flag: "max-body-bytes", defaultValue: "65536",
+                help: "Largest accepted request body; larger ones get 413."),
+        Setting(env: "TOKEN_GATEWAY_FORCE_REFRESH_GRACE_SECONDS", flag: "force-refresh-grace-seconds", defaultValue: "5",
+                help: "force_refresh returns a token fetched this recently instead of calling Salesforce again."),
+        Setting(env: "TOKEN_GATEWAY_LOG_FORMAT", flag: "log-format", defaultValue: "json", help: "json (one object per line) or text."),
+        Setting(env: "TOKEN_GATEWAY_THREADS", flag: "threads", defaultValue: "number of cores", help: "HTTP worker threads."),
+        Setting(env: "TOKEN_GATEWAY_DB_POOL_SIZE", flag: "db-pool-size", defaultValue: "10", help: "Most PostgreSQL connections held."),
+        Setting(env: "TOKEN_GATEWAY_MAX_CONNECTIONS", flag: "max-connections", defaultValue: "1024",
+                help: "Most simultaneous HTTP connections."),
+        Setting(env: "TOKEN_GATEWAY_IDLE_TIMEOUT_SECONDS", flag: "idle-timeout-seconds", defaultValue: "60",
+                help: "An idle keep-alive connection is closed after this long."),
+        Setting(env: "TOKEN_GATEWAY_SHUTDOWN_GRACE_SECONDS", flag: "shutdown-grace-seconds", defaultValue: "10",
+                help: "On SIGTERM, in-flight requests get this long to finish."),
+        Setting(env: "TOKEN_GATEWAY_KEY_UPSTREAM_LIMIT_PER_MINUTE", flag: "key-upstream-limit-per-minute",
+                defaultValue: "120", help: "Calls reaching Salesforce one API key may cause per minute per replica (429 past it)."),
+    ]
+
+    /// Validates `values` (keyed by environment variable name) into a configuration; the error names the setting.
+    public static func make(_ values: [String: String]) throws(ConfigurationError) -> GatewayConfiguration {
+        func value(_ name: String) -> String? {
+            guard let raw = values[name]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
+            return raw
+        }
+        func number(_ name: String, _ range: ClosedRange<Double>) throws(ConfigurationError) -> Double? {
+            guard let raw = value(name) else { return nil }
+            guard let parsed = Double(raw), range.contains(parsed) else {
+                throw ConfigurationError(setting: name, reason: "must be a number from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return parsed
+        }
+        func integer(_ name: String, _ range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
+            guard let raw = value(name) else { return nil }
+            guard let parsed = Int(raw), range.contains(parsed) else {
+                throw ConfigurationError(setting: name, reason: "must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return parsed
+        }
+
+        guard let databaseURL = value("DATABASE_URL") else {
+            throw ConfigurationError(setting: "DATABASE_URL", reason: "is required (e.g. postgresql://user@host:5432/db)")
+        }
+        guard let adminToken = value("TOKEN_GATEWAY_ADMIN_TOKEN") else {
+            throw ConfigurationError(setting: "TOKEN_GATEWAY_ADMIN_TOKEN", reason: "is required")
+        }
+        guard adminToken.count >= 32 else {
+            throw ConfigurationError(
+                setting: "TOKEN_GATEWAY_ADMIN_TOKEN", reason: "is too weak: use at least 32 characters (e.g. `openssl rand -hex 32`)")
+        }
+        guard let keys = value("TOKEN_GATEWAY_ENCRYPTION_KEYS") else {
+            throw ConfigurationError(
+                setting: "TOKEN_GATEWAY_ENCRYPTION_KEYS", reason: "is required (generate one with `token-gateway keygen`)")
+        }
+        let keyring: Keyring
+        do { keyring = try Keyring(parsing: keys) } catch {
+            throw ConfigurationError(setting: "TOKEN_GATEWAY_ENCRYPTION_KEYS", reason: error.reason)
+        }
+        var configuration = GatewayConfiguration(databaseURL: databaseURL, adminToken: adminToken, keyring: keyring)
+
+        if let listen = value("TOKEN_GATEWAY_LISTEN") {
+            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
+                (0...65535).contains(port), colon != listen.startIndex
+            else {
+                throw ConfigurationError(setting: "TOKEN_GATEWAY_LISTEN", reason: "must be host:port, e.g. 0.0.0.0:8080")
+            }
+            configuration.listenHost = String(listen[..<colon])
+            configuration.listenPort = port
+        }
+        if let publicURL = value("TOKEN_GATEWAY_PUBLIC_URL") {
+            guard let parsed = ParsedURL(publicURL), parsed.scheme == "https" || parsed.scheme == "http",
+                parsed.query == nil
+            else {
+                throw ConfigurationError(setting: "TOKEN_GATEWAY_PUBLIC_URL", reason: "must be an http(s) URL without a query")
+            }
+            configuration.publicURL = publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
+        }
+        if let list = value("TOKEN_GATEWAY_UPSTREAM_ALLOWLIST") {
+            do { configuration.upstreamAllowList = try UpstreamAllowList(parsing: list) } catch {
+                throw ConfigurationError(setting: "TOKEN_GATEWAY_UPSTREAM_ALLOWLIST", reason: error.reason)
+            }
+        }
+        if let seconds = try number("TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS", 0.1...300) {
+            configuration.upstreamTimeoutSeconds = seconds
+        }
+        if let seconds = try number("TOKEN_GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS", 0.1...60) {
+            configuration.upstreamConnectTimeoutSeconds = seconds
+        }
+        if let bytes = try integer("TOKEN_GATEWAY_MAX_BODY_BYTES", 1024...16_777_216) { configuration.maxBodyBytes = bytes }
+        if let seconds = try number("TOKEN_GATEWAY_FORCE_REFRESH_GRACE_SECONDS", 0...300) {
+            configuration.forceRefreshGraceSeconds = seconds
+        }
+        if let format = value("TOKEN_GATEWAY_LOG_FORMAT") {
+            guard let parsed = LogFormat(rawValue: format) else {
+                throw ConfigurationError(setting: "TOKEN_GATEWAY_LOG_FORMAT", reason: "must be json or text")
+            }
+            configuration.logFormat = parsed
+        }
+        if let threads = try integer("TOKEN_GATEWAY_THREADS", 1...256) { configuration.threads = threads }
+        if let size = try integer("TOKEN_GATEWAY_DB_POOL_SIZE", 1...200) { configuration.databasePoolSize = size }
+        if let limit = try integer("TOKEN_GATEWAY_MAX_CONNECTIONS", 1...100_000) { configuration.maxConnections = limit }
+        if let seconds = try integer("TOKEN_GATEWAY_IDLE_TIMEOUT_SECONDS", 1...3600) { configuration.idleTimeoutSeconds = seconds }
+        if let seconds = try number("TOKEN_GATEWAY_SHUTDOWN_GRACE_SECONDS", 0...600) {
+            configuration.shutdownGraceSeconds = seconds
+        }
+        if let limit = try integer("TOKEN_GATEWAY_KEY_UPSTREAM_LIMIT_PER_MINUTE", 1...1_000_000) {
+            configuration.keyUpstreamLimitPerMinute = limit
+        }
+        return configuration
+    }
+
+    init(databaseURL: String, adminToken: String, keyring: Keyring) {
+        self.databaseURL = databaseURL
+        self.adminToken = adminToken
+        self.keyring = keyring
+    }
+}
+
+/// A setting that cannot be used; `description` is the one line printed before refusing to start.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public let setting: String
+    public let reason: String
+    public var description: String { "configuration error: \(setting) \(reason)" }
+}
+
+/// A reason some text cannot be parsed, without echoing the text (it may be a secret).
+public struct ParseFailure: Error, Sendable {
+    public let reason: String
+}
+
+/// The pieces of an absolute URL the gateway cares about. Userinfo is refused: it has no place in a Salesforce URL.
+public struct ParsedURL: Sendable, Equatable {
+    public var scheme: String
+    public var host: String
+    public var port: Int?
+    public var path: String
+    public var query: String?
+
+    public init?(_ text: String) {
+        guard text.utf8.count <= 2048, !text.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 } ?? false })
+        else { return nil }
+        guard let schemeEnd = text.range(of: "://") else { return nil }
+        let scheme = text[..<schemeEnd.lowerBound].lowercased()
+        guard !scheme.isEmpty, scheme.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "+" || $0 == "-" || $0 == "." })
+        else { return nil }
+        var rest = text[schemeEnd.upperBound...]
+        if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
+        var query: String?
+        if let mark = rest.firstIndex(of: "?") {
+            query = String(rest[rest.index(after: mark)...])
+            rest = rest[..<mark]
+        }
+        let authorityEnd = rest.firstIndex(of: "/") ?? rest.endIndex
+        let authority = rest[..<authorityEnd]
+        let path = String(rest[authorityEnd...])
+        guard !authority.isEmpty, !authority.contains("@") else { return nil }
+        var host = Substring(authority)
+        var port: Int?
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            host = authority[...close]
+            let after = authority[authority.index(after: close)...]
+            if !after.isEmpty {
+                guard after.hasPrefix(":"), let parsed = Int(after.dropFirst()), (1...65535).contains(parsed) else { return nil }
+                port = parsed
+            }
+        } else if let colon = authority.lastIndex(of: ":") {
+            guard let parsed = Int(authority[authority.index(after: colon)...]), (1...65535).contains(parsed) else { return nil }
+            port = parsed
+            host = authority[..<colon]
+        }
+        let lowered = host.lowercased()
+        guard !lowered.isEmpty,
+            lowered.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == "[" || $0 == "]" || $0 == ":") })
+        else { return nil }
+        self.scheme = scheme
+        self.host = lowered
+        self.port = port
+        self.path = path
+        self.query = query
+    }
+}
+
+/// The `scheme://host[:port]` patterns a client's `login_url` must match, so nobody can aim the gateway elsewhere.
+public struct UpstreamAllowList: Sendable, CustomStringConvertible {
+    /// One pattern; `host` may start with `*.` (any subdomain, not the domain itself); no port means any port.
+    public struct Pattern: Sendable, Equatable {
+        public var scheme: String
+        public var host: String
+        public var port: Int?
+
+        func matches(_ url: ParsedURL) -> Bool {
+            guard url.scheme == scheme else { return false }
+            if let port, (url.port ?? (url.scheme == "https" ? 443 : 80)) != port { return false }
+            if host.hasPrefix("*.") {
+                let suffix = host.dropFirst(1)
+                return url.host.hasSuffix(suffix) && url.host.count > suffix.count
+            }
+            return url.host == host
+        }
+    }
+
+    public var patterns: [Pattern]
+
+    /// Salesforce's own https domains.
+    public static let salesforceDefault = UpstreamAllowList(patterns: [
+        Pattern(scheme: "https", host: "login.salesforce.com"),
+        Pattern(scheme: "https", host: "test.salesforce.com"),
+        Pattern(scheme: "https", host: "*.my.salesforce.com"),
+        Pattern(scheme: "https", host: "*.salesforce.com"),
+        Pattern(scheme: "https", host: "*.force.com"),
+        Pattern(scheme: "https", host: "*.cloudforce.com"),
+        Pattern(scheme: "https", host: "*.salesforce-sites.com"),
+    ])
+
+    public init(patterns: [Pattern]) { self.patterns = patterns }
+
+    /// Parses a comma-separated list of patterns.
+    public init(parsing text: String) throws(ParseFailure) {
+        var patterns: [Pattern] = []
+        for item in text.split(separator: ",") {
+            let entry = item.trimmingCharacters(in: .whitespaces)
+            guard !entry.isEmpty else { continue }
+            let wildcard = entry.contains("://*.")
+            let probe = wildcard ? entry.replacingOccurrences(of: "://*.", with: "://wildcard.") : entry
+            guard let url = ParsedURL(probe), url.path.isEmpty || url.path == "/", url.query == nil,
+                url.scheme == "https" || url.scheme == "http"
+            else { throw ParseFailure(reason: "has an entry that is not scheme://host[:port]: \(entry)") }
+            let host = wildcard ? "*." + url.host.dropFirst("wildcard.".count) : url.host
+            patterns.append(Pattern(scheme: url.scheme, host: host, port: url.port))
+        }
+        guard !patterns.isEmpty else { throw ParseFailure(reason: "is empty") }
+        self.patterns = patterns
+    }
+
+    /// True when the URL's scheme, host and port match one pattern.
+    public func allows(_ url: ParsedURL) -> Bool { patterns.contains { $0.matches(url) } }
+
+    public var description: String {
+        patterns.map { "\($0.scheme)://\($0.host)\($0.port.map { ":\($0)" } ?? "")" }.joined(separator: ",")
+    }
+}

@@ -1,0 +1,228 @@
+import Foundation
+import HTTPServer
+import Logging
+import Postgres
+
+/// What a route handler gives back: an answer now (the fast path, on the HTTP thread) or work that needs I/O.
+public enum Reply: Sendable {
+    case now(HTTPResponse)
+    case later(@Sendable () async throws -> HTTPResponse)
+}
+
+/// A matched request with its checked caller.
+public struct RequestContext: Sendable {
+    public var request: HTTPRequest
+    public var parameters: PathParameters
+    public var caller: Caller
+    public var logger: Logger
+
+    public func parameter(_ name: String) -> String { parameters[name] ?? "" }
+}
+
+/// Who may call a route.
+public enum Access: Sendable { case anyone, admin, tenantKey }
+
+/// The HTTP face of the gateway: builds the router from `GatewayRoutes.table`, checks credentials, turns errors into
+/// the contract's JSON bodies, and records metrics and one log line per request with its request id.
+public final class GatewayAPI: Sendable {
+    public let configuration: GatewayConfiguration
+    public let store: GatewayStore
+    public let keys: KeyRegistry
+    public let cache: TokenCache
+    public let tokens: TokenService
+    public let salesforce: SalesforceTokenEndpoint
+    public let metrics: Metrics
+    public let logger: Logger
+    let readiness: @Sendable () async -> (ready: Bool, reason: String?)
+
+    public init(
+        configuration: GatewayConfiguration, store: GatewayStore, keys: KeyRegistry, cache: TokenCache, tokens: TokenService,
+        salesforce: SalesforceTokenEndpoint, metrics: Metrics, logger: Logger,
+        readiness: @escaping @Sendable () async -> (ready: Bool, reason: String?)
+    ) {
+        self.configuration = configuration
+        self.store = store
+        self.keys = keys
+        self.cache = cache
+        self.tokens = tokens
+        self.salesforce = salesforce
+        self.metrics = metrics
+        self.logger = logger
+        self.readiness = readiness
+    }
+
+    typealias Handler = @Sendable (RequestContext) throws -> Reply
+
+    /// The router serving every route of `GatewayRoutes.table`.
+    public func makeRouter() -> Router {
+        var router = Router()
+        let handlers = self.handlers()
+        for route in GatewayRoutes.table {
+            guard let entry = handlers[route] else { continue }
+            let (access, handler) = entry
+            router.add(route.method, route.pattern) { [self] request, parameters in
+                self.serve(request, parameters, pattern: route.pattern, access: access, handler)
+            }
+        }
+        return router
+    }
+
+    func handlers() -> [GatewayRoutes.Route: (Access, Handler)] {
+        func r(_ method: String, _ pattern: String) -> GatewayRoutes.Route { GatewayRoutes.Route(method: method, pattern: pattern) }
+        return [
+            r("GET", "/healthz"): (.anyone, { _ in .now(Self.json(200) { $0.field("status", "ok") }) }),
+            r("GET", "/readyz"): (.anyone, { [self] _ in .later { await self.ready() } }),
+            r("GET", "/metrics"): (.anyone, { [self] _ in .now(self.metricsResponse()) }),
+            r("GET", "/callback"): (.anyone, { [self] context in .later { await self.callback(context) } }),
+            r("POST", "/token"): (.tenantKey, { [self] context in try self.token(context) }),
+            r("POST", "/exchange"): (.tenantKey, { [self] context in try self.exchange(context) }),
+            r("POST", "/tenants"): (.admin, { [self] context in try self.createTenant(context) }),
+            r("GET", "/tenants"): (.admin, { [self] _ in .later { try await self.listTenants() } }),
+            r("GET", "/tenants/{tenant}"): (.admin, { [self] context in .later { try await self.getTenant(context) } }),
+            r("DELETE", "/tenants/{tenant}"): (.admin, { [self] context in .later { try await self.deleteTenant(context) } }),
+            r("POST", "/tenants/{tenant}/keys"): (.admin, { [self] context in try self.createKey(context) }),
+            r("GET", "/tenants/{tenant}/keys"): (.admin, { [self] context in .later { try await self.listKeys(context) } }),
+            r("DELETE", "/tenants/{tenant}/keys/{key}"): (.admin, { [self] context in .later { try await self.deleteKey(context) } }),
+            r("POST", "/tenants/{tenant}/clients"): (.admin, { [self] context in try self.createClient(context) }),
+            r("GET", "/tenants/{tenant}/clients"): (.admin, { [self] context in .later { try await self.listClients(context) } }),
+            r("GET", "/tenants/{tenant}/clients/{client}"): (.admin, { [self] context in .later { try await self.getClient(context) } }),
+            r("PATCH", "/tenants/{tenant}/clients/{client}"): (.admin, { [self] context in try self.patchClient(context) }),
+            r("DELETE", "/tenants/{tenant}/clients/{client}"): (.admin, { [self] context in
+                .later { try await self.deleteClient(context) } }),
+            r("GET", "/tenants/{tenant}/clients/{client}/connections"): (.admin, { [self] context in
+                .later { try await self.listConnections(context) } }),
+            r("DELETE", "/tenants/{tenant}/clients/{client}/connections/{connection}"): (.admin, { [self] context in
+                .later { try await self.deleteConnection(context) } }),
+            r("POST", "/tenants/{tenant}/clients/{client}/authorize"): (.admin, { [self] context in try self.authorize(context) }),
+            r("GET", "/tenants/{tenant}/audit"): (.admin, { [self] context in try self.audit(context) }),
+        ]
+    }
+
+    // MARK: The request pipeline
+
+    func serve(_ request: HTTPRequest, _ parameters: PathParameters, pattern: String, access: Access, _ handler: @escaping Handler)
+        -> HTTPHandlerResult
+    {
+        let started = ContinuousClock.now
+        var requestLogger = self.logger
+        requestLogger[metadataKey: "request_id"] = "\(request.requestID)"
+        let logger = requestLogger
+        let finish: @Sendable (HTTPResponse) -> HTTPResponse = { [self] response in
+            let elapsed = ContinuousClock.now - started
+            metrics.request(route: pattern, status: response.status, duration: elapsed)
+            logger.log(level: response.status >= 500 ? .error : response.status >= 400 ? .info : .debug, "request", metadata: [
+                "method": "\(request.method)", "route": "\(pattern)", "status": "\(response.status)",
+                "duration_ms": "\(Double(Int(elapsed.seconds * 100_000)) / 100)",
+            ])
+            return response
+        }
+        let caller: Caller
+        switch keys.check(authorization: request.headers["Authorization"]) {
+        case .admin:
+            caller = .admin
+        case .key(let id, let tenant):
+            caller = .key(id: id, tenant: tenant)
+        case .unknownKey(let id) where access == .tenantKey || access == .admin:
+            // A key made on another replica a moment ago: look it up once, then serve from memory.
+            return .deferred { [self] in
+                let admitted: Caller?
+                do {
+                    let rows = try await store.keyHashes(id: id)
+                    admitted = rows.first.flatMap { row in
+                        keys.admit(authorization: request.headers["Authorization"], id: id, tenant: row.tenant, hexHash: row.hash)
+                            ? Caller.key(id: id, tenant: row.tenant) : nil
+                    }
+                } catch {
+                    return finish(GatewayError.unavailable.response)
+                }
+                guard let admitted else { return finish(GatewayError.unauthorized.response) }
+                return await Self.resolve(self.run(request, parameters, caller: admitted, access: access, logger: logger, handler), finish)
+            }
+        case .unknownKey, .invalid:
+            if access != .anyone { return .response(finish(GatewayError.unauthorized.response)) }
+            caller = .admin  // unused for public routes
+        }
+        let reply = run(request, parameters, caller: caller, access: access, logger: logger, handler)
+        switch reply {
+        case .now(let response): return .response(finish(response))
+        case .later(let work):
+            return .deferred { await Self.resolve(.later(work), finish) }
+        }
+    }
+
+    func run(_ request: HTTPRequest, _ parameters: PathParameters, caller: Caller, access: Access, logger: Logger,
+             _ handler: Handler) -> Reply
+    {
+        switch (access, caller) {
+        case (.admin, .key): return .now(GatewayError.adminOnly.response)
+        case (.tenantKey, .admin): return .now(GatewayError.tenantKeyOnly.response)
+        default: break
+        }
+        if case .key(let id, _) = caller { keys.markUsed(id: id, now: TokenService.now) }
+        let context = RequestContext(request: request, parameters: parameters, caller: caller, logger: logger)
+        do {
+            return try handler(context)
+        } catch {
+            return .now(Self.errorResponse(error, logger: logger))
+        }
+    }
+
+    static func resolve(_ reply: Reply, _ finish: @Sendable (HTTPResponse) -> HTTPResponse) async -> HTTPResponse {
+        switch reply {
+        case .now(let response): return finish(response)
+        case .later(let work):
+            do { return finish(try await work()) } catch { return finish(errorResponse(error, logger: nil)) }
+        }
+    }
+
+    /// Any error as an HTTP answer: the contract's errors as they are, a lost database as 503, the rest as a logged 500.
+    static func errorResponse(_ error: any Error, logger: Logger?) -> HTTPResponse {
+        switch error {
+        case let error as GatewayError: return error.response
+        case let error as PostgresError where error.kind == .unavailable || error.kind == .poolExhausted || error.kind == .closed:
+            return GatewayError(status: 503, code: "unavailable", message: "The database is unreachable; retry shortly.").response
+        default:
+            logger?.error("internal error", metadata: ["error": "\(error)"])
+            return GatewayError(status: 500, code: "internal_error", message: "An internal error occurred; it has been logged.")
+                .response
+        }
+    }
+
+    // MARK: Helpers
+
+    static func json(_ status: Int, headers: HTTPHeaders = HTTPHeaders(), _ build: (inout JSONWriter) -> Void) -> HTTPResponse {
+        var writer = JSONWriter()
+        writer.beginObject()
+        build(&writer)
+        writer.endObject()
+        return HTTPResponse.json(status: status, writer.bytes, headers: headers)
+    }
+
+    static let noContent = HTTPResponse(status: 204)
+
+    func body(_ context: RequestContext) throws(GatewayError) -> RequestBody {
+        try RequestBody.parse(context.request, maxBytes: configuration.maxBodyBytes)
+    }
+
+    /// Runs a revocation at Salesforce after the answer, without holding the request.
+    func revokeLater(_ targets: [RevocationTarget]) {
+        guard !targets.isEmpty else { return }
+        let salesforce = self.salesforce
+        Task { for target in targets { await salesforce.revoke(target) } }
+    }
+
+    func ready() async -> HTTPResponse {
+        let state = await readiness()
+        if state.ready { return Self.json(200) { $0.field("status", "ready") } }
+        return Self.json(503) {
+            $0.field("status", "unavailable")
+            $0.field("reason", state.reason)
+        }
+    }
+
+    func metricsResponse() -> HTTPResponse {
+        var headers = HTTPHeaders()
+        headers.add("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        return HTTPResponse(status: 200, headers: headers, body: Array(metrics.render().utf8))
+    }
+}

@@ -1,0 +1,108 @@
+import Synchronization
+
+/// The gateway's Prometheus metrics (`GET /metrics`). Cheap to update from any thread: one lock, no allocation on
+/// the common paths beyond dictionary updates.
+public final class Metrics: Sendable {
+    struct Histogram {
+        static let bounds: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+        var buckets = [Int](repeating: 0, count: bounds.count)
+        var count = 0
+        var sum = 0.0
+
+        mutating func observe(_ seconds: Double) {
+            count += 1
+            sum += seconds
+            if let index = Self.bounds.firstIndex(where: { seconds <= $0 }) { buckets[index] += 1 }
+        }
+    }
+
+    struct State {
+        var requests: [String: Int] = [:]  // "route\u{0}status"
+        var requestDuration = Histogram()
+        var cacheHits = 0
+        var cacheMisses = 0
+        var upstream: [String: Int] = [:]  // "grant\u{0}outcome"
+        var upstreamDuration = Histogram()
+        var refreshFailures = 0
+    }
+
+    private let state = Mutex(State())
+    /// Reads the current count of connections needing reauthorization (from the database) and of pool use.
+    private let gauges: Mutex<[String: @Sendable () -> Double]> = Mutex([:])
+
+    public init() {}
+
+    public func request(route: String, status: Int, duration: Duration) {
+        let seconds = duration.seconds
+        state.withLock {
+            $0.requests["\(route)\u{0}\(status)", default: 0] += 1
+            $0.requestDuration.observe(seconds)
+        }
+    }
+
+    public func cacheHit() { state.withLock { $0.cacheHits += 1 } }
+    public func cacheMiss() { state.withLock { $0.cacheMisses += 1 } }
+    public func refreshFailure() { state.withLock { $0.refreshFailures += 1 } }
+
+    public func upstreamCall(grant: String, outcome: String, duration: Duration) {
+        let seconds = duration.seconds
+        state.withLock {
+            $0.upstream["\(grant)\u{0}\(outcome)", default: 0] += 1
+            $0.upstreamDuration.observe(seconds)
+        }
+    }
+
+    /// Registers a gauge read at scrape time.
+    public func gauge(_ name: String, _ read: @escaping @Sendable () -> Double) {
+        gauges.withLock { $0[name] = read }
+    }
+
+    public var cacheHits: Int { state.withLock { $0.cacheHits } }
+    public var cacheMisses: Int { state.withLock { $0.cacheMisses } }
+
+    /// The Prometheus text exposition.
+    public func render() -> String {
+        let snapshot = state.withLock { $0 }
+        var out = ""
+        func histogram(_ name: String, _ help: String, _ h: Histogram) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
+            var cumulative = 0
+            for (index, bound) in Histogram.bounds.enumerated() {
+                cumulative += h.buckets[index]
+                out += "\(name)_bucket{le=\"\(bound)\"} \(cumulative)\n"
+            }
+            out += "\(name)_bucket{le=\"+Inf\"} \(h.count)\n\(name)_sum \(h.sum)\n\(name)_count \(h.count)\n"
+        }
+        out += "# HELP token_gateway_requests_total HTTP requests by route and status.\n"
+        out += "# TYPE token_gateway_requests_total counter\n"
+        for (key, count) in snapshot.requests.sorted(by: { $0.key < $1.key }) {
+            let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false)
+            out += "token_gateway_requests_total{route=\"\(parts[0])\",status=\"\(parts[1])\"} \(count)\n"
+        }
+        histogram("token_gateway_request_duration_seconds", "HTTP request duration.", snapshot.requestDuration)
+        out += "# HELP token_gateway_cache_hits_total Token requests answered from memory.\n"
+        out += "# TYPE token_gateway_cache_hits_total counter\ntoken_gateway_cache_hits_total \(snapshot.cacheHits)\n"
+        out += "# HELP token_gateway_cache_misses_total Token requests that needed the database or Salesforce.\n"
+        out += "# TYPE token_gateway_cache_misses_total counter\ntoken_gateway_cache_misses_total \(snapshot.cacheMisses)\n"
+        out += "# HELP token_gateway_upstream_requests_total Salesforce token calls by grant and outcome.\n"
+        out += "# TYPE token_gateway_upstream_requests_total counter\n"
+        for (key, count) in snapshot.upstream.sorted(by: { $0.key < $1.key }) {
+            let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false)
+            out += "token_gateway_upstream_requests_total{grant=\"\(parts[0])\",outcome=\"\(parts[1])\"} \(count)\n"
+        }
+        histogram("token_gateway_upstream_duration_seconds", "Salesforce token call duration.", snapshot.upstreamDuration)
+        out += "# HELP token_gateway_refresh_failures_total Token fetches that failed.\n"
+        out += "# TYPE token_gateway_refresh_failures_total counter\ntoken_gateway_refresh_failures_total \(snapshot.refreshFailures)\n"
+        for (name, read) in gauges.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
+            out += "# TYPE \(name) gauge\n\(name) \(read())\n"
+        }
+        return out
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let parts = components
+        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,92 @@
+import HTTPServer
+
+/// A JSON object request body with typed accessors whose errors name the field.
+public struct RequestBody: Sendable {
+    public let members: [String: JSONValue]
+
+    /// Applies the contract's checks in order: 413 over the limit, 415 not JSON, 400 empty or malformed or not an object.
+    public static func parse(_ request: HTTPRequest, maxBytes: Int) throws(GatewayError) -> RequestBody {
+        if request.bodyTooLarge { throw .payloadTooLarge(limit: maxBytes) }
+        if !request.body.isEmpty {
+            let type = request.headers["Content-Type"] ?? ""
+            let media = type.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            guard media == "application/json" else { throw .unsupportedMediaType }
+        }
+        guard !request.body.isEmpty else { throw .invalidRequest("The request needs a JSON object body.") }
+        let value: JSONValue
+        do { value = try JSONValue.parse(request.body) } catch {
+            throw .invalidRequest("The body is not valid JSON (\(error.reason) at byte \(error.offset)).")
+        }
+        guard case .object(let members) = value else { throw .invalidRequest("The body must be a JSON object.") }
+        return RequestBody(members: members)
+    }
+
+    public init(members: [String: JSONValue]) { self.members = members }
+
+    /// Refuses members that are not in `allowed`, naming the first unknown one.
+    public func only(_ allowed: Set<String>) throws(GatewayError) {
+        if let unknown = members.keys.sorted().first(where: { !allowed.contains($0) }) {
+            throw .invalidRequest("\(unknown): unknown field.")
+        }
+    }
+
+    public func has(_ field: String) -> Bool { members[field] != nil }
+    public func isNull(_ field: String) -> Bool { members[field] == .null }
+
+    /// A string field: nil when absent or null; an error when of another type or outside `length` characters.
+    public func string(_ field: String, length: ClosedRange<Int> = 1...255) throws(GatewayError) -> String? {
+        guard let value = members[field], value != .null else { return nil }
+        guard case .string(let string) = value else { throw .invalidRequest("\(field): must be a string.") }
+        guard length.contains(string.count) else {
+            throw .invalidRequest("\(field): must be \(length.lowerBound) to \(length.upperBound) characters long.")
+        }
+        return string
+    }
+
+    public func requiredString(_ field: String, length: ClosedRange<Int> = 1...255) throws(GatewayError) -> String {
+        guard let value = try string(field, length: length) else { throw .invalidRequest("\(field): is required.") }
+        return value
+    }
+
+    /// An integer field within `range`.
+    public func integer(_ field: String, _ range: ClosedRange<Int>) throws(GatewayError) -> Int? {
+        guard let value = members[field], value != .null else { return nil }
+        guard case .number(let number) = value, number.rounded() == number, number >= Double(range.lowerBound),
+            number <= Double(range.upperBound)
+        else { throw .invalidRequest("\(field): must be a whole number from \(range.lowerBound) to \(range.upperBound).") }
+        return Int(number)
+    }
+
+    public func bool(_ field: String) throws(GatewayError) -> Bool? {
+        guard let value = members[field], value != .null else { return nil }
+        guard case .bool(let flag) = value else { throw .invalidRequest("\(field): must be true or false.") }
+        return flag
+    }
+
+    /// An array of strings, each checked by `valid`.
+    public func strings(_ field: String, maxCount: Int, valid: (String) -> Bool) throws(GatewayError) -> [String]? {
+        guard let value = members[field], value != .null else { return nil }
+        guard case .array(let items) = value, items.count <= maxCount else {
+            throw .invalidRequest("\(field): must be an array of at most \(maxCount) strings.")
+        }
+        var out: [String] = []
+        for item in items {
+            guard case .string(let string) = item, valid(string) else {
+                throw .invalidRequest("\(field): each entry must be a valid value (see the API reference).")
+            }
+            out.append(string)
+        }
+        return out
+    }
+
+    /// A resource id field (`^[a-z0-9][a-z0-9_-]{0,62}$`).
+    public func id(_ field: String, default defaultValue: String? = nil) throws(GatewayError) -> String {
+        guard let value = try string(field, length: 1...63) ?? defaultValue else {
+            throw .invalidRequest("\(field): is required.")
+        }
+        guard ResourceID.isValid(value) else {
+            throw .invalidRequest("\(field): must match ^[a-z0-9][a-z0-9_-]{0,62}$.")
+        }
+        return value
+    }
+}

@@ -211,6 +211,7 @@ private final class Daemon: @unchecked Sendable {
     deinit {
         // The server was dropped without `shutdown`: the same steps, synchronously and with a short grace.
         if !state.withLock(\.stopped) {
+            core.draining.store(true, ordering: .relaxed)
             quiesce()
             let failed = core.failSuspended()
             var waited = 0

@@ -83,7 +83,7 @@ final class ServerCore: Sendable {
         // Unmanaged: see accessHandler.
         let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
         var buffer = [CChar](repeating: 0, count: 512)
-        _ = vsnprintf(&buffer, buffer.count, format, arguments)
+        _ = vsnprintf(&buffer, buffer.count, format, arguments)  // a longer message is cut, which is fine for a log
         var message = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         while message.last == "\n" { message.removeLast() }
         core.lastDaemonMessage.withLock { $0 = message }
@@ -215,6 +215,7 @@ final class ServerCore: Sendable {
     ) -> HTTPRequest {
         var headers = HTTPHeaders()
         withUnsafeMutablePointer(to: &headers) { pointer in
+            // The count it returns is -1 only for a NULL connection, which cannot reach here.
             _ = MHD_get_connection_values_n(connection, .HEADER_KIND, Self.headerIterator, pointer)
         }
         let target = context.target
@@ -348,19 +349,36 @@ enum RequestID {
         return candidate
     }
 
-    /// 128 random bits as 32 lowercase hex digits.
-    static func generate() -> String {
+    /// A process-wide random seed, drawn once; ids mix it with a counter (no system call per request).
+    private static let seed: (UInt64, UInt64) = {
         var generator = SystemRandomNumberGenerator()
+        return (generator.next(), generator.next())
+    }()
+    private static let counter = Atomic<UInt64>(0)
+
+    /// 32 lowercase hex digits, unique within the process and unpredictable across processes. Ids are for
+    /// correlation, not secrets: two bijective mixes of a random seed plus a counter are enough.
+    static func generate() -> String {
+        let n = counter.add(1, ordering: .relaxed).newValue
         let digits = Array("0123456789abcdef".utf8)
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(32)
-        for _ in 0..<2 {
-            var word: UInt64 = generator.next()
-            for _ in 0..<16 {
-                bytes.append(digits[Int(word & 0xF)])
-                word >>= 4
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            var index = 0
+            for var word in [mix(seed.0 &+ n), mix(seed.1 ^ (n &* 0x9E37_79B9_7F4A_7C15))] {
+                for _ in 0..<16 {
+                    buffer[index] = digits[Int(word & 0xF)]
+                    word >>= 4
+                    index += 1
+                }
             }
+            return 32
         }
-        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// SplitMix64's finaliser: a bijection on UInt64 that spreads every input bit.
+    private static func mix(_ value: UInt64) -> UInt64 {
+        var z = value
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

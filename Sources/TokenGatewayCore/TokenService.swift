@@ -63,7 +63,8 @@ public final class TokenService: Sendable {
     public func fetchToken(_ key: ConnectionKey, minTTL: Double, force: Bool, keyID: String) async throws -> IssuedToken {
         let (task, leader) = inflight.withLock { inflight -> (Task<(CachedToken, Bool), any Error>, Bool) in
             if let running = inflight[key] { return (running, false) }
-            let task = Task { try await self.refresh(key, minTTL: minTTL, force: force, keyID: keyID) }
+            let started = Self.now
+            let task = Task { try await self.refresh(key, minTTL: minTTL, force: force, keyID: keyID, started: started) }
             inflight[key] = task
             return (task, true)
         }
@@ -93,7 +94,11 @@ public final class TokenService: Sendable {
         "SELECT pg_advisory_xact_lock(hashtext('tgw-connection'), hashtext($1))"
     }
 
-    private func refresh(_ key: ConnectionKey, minTTL: Double, force: Bool, keyID: String) async throws -> (CachedToken, Bool) {
+    /// `started` is when the request began: a token fetched since then (by another replica, while this one waited
+    /// for the lock) is as fresh as a new call would make it, so it is used instead.
+    private func refresh(_ key: ConnectionKey, minTTL: Double, force: Bool, keyID: String, started: Double) async throws
+        -> (CachedToken, Bool)
+    {
         let outcome: Outcome = try await store.pool.transaction { connection in
             try await connection.query(Self.lockSQL(), [key.description])
             guard let client = try await store.client(connection, tenant: key.tenant, id: key.client) else {
@@ -123,6 +128,7 @@ public final class TokenService: Sendable {
             }
             let now = Self.now
             if let row, let stored = try self.storedToken(row, key: key) {
+                if stored.fetchedAt >= started && stored.remaining(now: now) > 0 { return .token(stored, calledUpstream: false) }
                 if !force && stored.remaining(now: now) > minTTL { return .token(stored, calledUpstream: false) }
                 if force && now - stored.fetchedAt <= forceRefreshGrace && stored.remaining(now: now) > 0 {
                     return .token(stored, calledUpstream: false)
@@ -169,6 +175,10 @@ public final class TokenService: Sendable {
                 return .failure(mapped)
             }
             let token = try await self.save(answer, client: client, key: key, connection: connection, isExchange: false)
+            if force {
+                // The caller's old token was rejected: other replicas drop their copy of it.
+                try await connection.query("SELECT pg_notify('tgw_tokens', $1)", ["\(origin)|\(key.description)"])
+            }
             return .token(token, calledUpstream: true)
         }
         switch outcome {

@@ -785,3 +785,74 @@ func pkceChallenge(_ verifier: String) -> String {
         #expect(tokens.allSatisfy { org.core.isLiveAccessToken($0) })
     }
 }
+
+/// Keeps every log line (message and metadata) in memory.
+final class CapturedLog: Sendable {
+    private let lines = Mutex<[String]>([])
+    var all: [String] { lines.withLock { $0 } }
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+
+    var logger: Logger {
+        var logger = Logger(label: "captured") { _ in CapturingHandler(log: self) }
+        logger.logLevel = .trace
+        return logger
+    }
+
+    struct CapturingHandler: LogHandler {
+        let log: CapturedLog
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            log.append("\(event.level) \(event.message) \(metadata.merging(event.metadata ?? [:]) { $1 })")
+        }
+    }
+}
+
+@Suite struct LoggingTests {
+    @Test func logsNeverContainSecretsTokensOrCodes() throws {
+        let captured = CapturedLog()
+        let core = FakeSalesforceCore(baseURL: Org.base, logger: captured.logger)
+        let secret = "very-secret-value"
+        core.register(
+            FakeConnectedApp(
+                clientID: "app", clientSecret: secret, redirectURIs: [Org.redirect], rotateRefreshTokens: true,
+                jwtPublicKeyPEM: "not a key"))
+        let code = core.issueAuthorizationCode(clientID: "app", redirectURI: Org.redirect, username: "u")
+        func post(_ path: String, _ fields: [(String, String)]) -> FakeAnswer {
+            core.answer(
+                method: "POST", path: path, query: "", headers: [("Content-Type", "application/x-www-form-urlencoded")],
+                body: Array(Encoding.formBody(fields).utf8))
+        }
+        let body = object(
+            post(
+                "/services/oauth2/token",
+                [
+                    ("grant_type", "authorization_code"), ("code", code), ("client_id", "app"),
+                    ("client_secret", secret), ("redirect_uri", Org.redirect),
+                ]))
+        let refresh = try #require(body["refresh_token"] as? String)
+        let access = try #require(body["access_token"] as? String)
+        let refreshFields = [
+            ("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", "app"), ("client_secret", secret),
+        ]
+        _ = post("/services/oauth2/token", refreshFields)
+        _ = post("/services/oauth2/token", refreshFields)  // rotated out: the family is revoked and logged
+        _ = post("/services/oauth2/token", [("grant_type", "client_credentials"), ("client_id", "app"), ("client_secret", "wrong")])
+        _ = core.answer(
+            method: "GET", path: "/services/data/v60.0/", query: "", headers: [("Authorization", "Bearer " + access)],
+            body: [])
+        _ = core.answer(
+            method: "GET", path: "/services/oauth2/revoke", query: "token=" + Encoding.percentEncode(access),
+            headers: [], body: [])
+        let lines = captured.all
+        #expect(lines.count >= 7)
+        #expect(lines.contains { $0.contains("family revoked") })
+        for forbidden in [secret, "wrong", code, refresh, access, String(access.dropFirst(20))] {
+            #expect(!lines.contains { $0.contains(forbidden) }, "a log line contains a secret")
+        }
+    }
+}

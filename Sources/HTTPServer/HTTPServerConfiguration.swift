@@ -1,0 +1,56 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Settings of an `HTTPServer`, with production defaults.
+public struct HTTPServerConfiguration: Sendable {
+    /// The address to listen on (IPv4 or IPv6 literal).
+    public var host: String = "0.0.0.0"
+    /// The TCP port; 0 picks any free port (read the bound one from `HTTPServer.port`).
+    public var port: Int = 8080
+    /// Worker threads of libmicrohttpd's pool; defaults to the number of online cores.
+    public var threads: Int = HTTPServerConfiguration.onlineCores
+    /// Most connections open at once; more are closed at accept.
+    public var maxConnections: Int = 1024
+    /// Seconds an idle (keep-alive) connection stays open.
+    public var connectionTimeoutSeconds: Int = 60
+    /// Largest body read into memory; past it `HTTPRequest.bodyTooLarge` is set and the rest discarded.
+    public var maxBodyBytes: Int = 65536
+
+    /// Creates a configuration; every argument has the default documented on its property.
+    public init(
+        host: String = "0.0.0.0", port: Int = 8080, threads: Int = HTTPServerConfiguration.onlineCores,
+        maxConnections: Int = 1024, connectionTimeoutSeconds: Int = 60, maxBodyBytes: Int = 65536
+    ) {
+        self.host = host
+        self.port = port
+        self.threads = threads
+        self.maxConnections = maxConnections
+        self.connectionTimeoutSeconds = connectionTimeoutSeconds
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    /// The number of online CPU cores (at least 1).
+    public static var onlineCores: Int {
+        max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+}
+
+/// Why the server could not start (or was misused).
+public struct HTTPServerError: Error, CustomStringConvertible {
+    /// The operation that failed, e.g. "start" or "queue response".
+    public let operation: String
+    /// What went wrong, for people.
+    public let reason: String
+
+    /// Creates an error for `operation`.
+    public init(_ operation: String, _ reason: String) {
+        self.operation = operation
+        self.reason = reason
+    }
+
+    /// "operation: reason".
+    public var description: String { "\(operation): \(reason)" }
+}

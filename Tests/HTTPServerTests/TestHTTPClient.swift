@@ -1,0 +1,172 @@
+import Foundation
+import Synchronization
+
+/// A response as read off the wire by `RawConnection`.
+struct WireResponse: Sendable {
+    var status: Int
+    var headers: [(String, String)]
+    var body: [UInt8]
+
+    func header(_ name: String) -> String? {
+        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+
+    var text: String { String(decoding: body, as: UTF8.self) }
+
+    /// The body parsed as a JSON object, nil if it is not one.
+    var json: [String: Any]? {
+        (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
+    }
+}
+
+struct ClientError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A blocking HTTP/1.1 client on one TCP connection, so keep-alive is visible: several requests go out
+/// on the same socket. Every read and write is bounded by a socket timeout.
+final class RawConnection: @unchecked Sendable {
+    // @unchecked: used by one thread at a time (each test hands it from step to step sequentially).
+    let fd: Int32
+    private var buffer: [UInt8] = []
+
+    /// Connects to 127.0.0.1:port; throws `ClientError("refused")` when the port refuses.
+    init(port: Int, timeoutSeconds: Int = 10) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ClientError("socket() failed") }
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        if result != 0 {
+            let code = errno
+            close(fd)
+            throw ClientError(code == ECONNREFUSED ? "refused" : "connect failed: errno \(code)")
+        }
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
+
+    /// Writes one request; adds Host and Content-Length.
+    func write(
+        _ method: String, _ target: String, headers: [(String, String)] = [], body: [UInt8] = []
+    ) throws {
+        var head = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        if !body.isEmpty || method == "POST" || method == "PUT" { head += "Content-Length: \(body.count)\r\n" }
+        head += "\r\n"
+        try writeAll(Array(head.utf8) + body)
+    }
+
+    func writeAll(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard sent > 0 else { throw ClientError("send failed: errno \(errno)") }
+            offset += sent
+        }
+    }
+
+    /// Reads one response (Content-Length framed, or up to EOF when the server closes).
+    func readResponse(method: String = "GET") throws -> WireResponse {
+        try fill { $0.firstRange(of: [13, 10, 13, 10]) != nil }
+        guard let headEnd = buffer.firstRange(of: [13, 10, 13, 10]) else { throw ClientError("no header end") }
+        let headBytes = buffer[..<headEnd.lowerBound]
+        buffer.removeSubrange(..<headEnd.upperBound)
+        let lines = String(decoding: headBytes, as: UTF8.self).components(separatedBy: "\r\n")
+        let statusParts = lines[0].split(separator: " ")
+        guard statusParts.count >= 2, let status = Int(statusParts[1]) else {
+            throw ClientError("bad status line: \(lines[0])")
+        }
+        var headers: [(String, String)] = []
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers.append(
+                (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+        }
+        var response = WireResponse(status: status, headers: headers, body: [])
+        if method == "HEAD" || status == 204 || status == 304 || (100..<200).contains(status) {
+            return response
+        }
+        if let lengthText = response.header("Content-Length") {
+            guard let length = Int(lengthText) else { throw ClientError("bad Content-Length") }
+            try fill { $0.count >= length }
+            response.body = Array(buffer[..<length])
+            buffer.removeSubrange(..<length)
+        } else {
+            while try readMore() {}
+            response.body = buffer
+            buffer = []
+        }
+        return response
+    }
+
+    /// One request and its response.
+    func request(
+        _ method: String, _ target: String, headers: [(String, String)] = [], body: [UInt8] = []
+    ) throws -> WireResponse {
+        try write(method, target, headers: headers, body: body)
+        return try readResponse(method: method)
+    }
+
+    /// True when the server has closed the connection (EOF) within the timeout.
+    func isClosedByPeer() -> Bool {
+        (try? readMore()) == false
+    }
+
+    private func fill(until done: ([UInt8]) -> Bool) throws {
+        while !done(buffer) {
+            guard try readMore() else { throw ClientError("connection closed by the server") }
+        }
+    }
+
+    private func readMore() throws -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if count > 0 {
+            buffer.append(contentsOf: chunk[..<count])
+            return true
+        }
+        if count == 0 { return false }
+        throw ClientError(errno == EAGAIN ? "timed out reading" : "recv failed: errno \(errno)")
+    }
+}
+
+/// Runs blocking work on a thread of its own (never on Swift's cooperative pool, which the server's deferred
+/// Tasks need), and returns its result.
+func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread {
+            do {
+                continuation.resume(returning: try work())
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+        thread.start()
+    }
+}
+
+/// Runs `count` blocking workers in parallel, each on its own thread, and returns their results in order.
+func onThreads<T: Sendable>(_ count: Int, _ work: @escaping @Sendable (Int) throws -> T) async throws -> [T] {
+    try await withThrowingTaskGroup(of: (Int, T).self) { group in
+        for index in 0..<count {
+            group.addTask { (index, try await onThread { try work(index) }) }
+        }
+        var results = [T?](repeating: nil, count: count)
+        for try await (index, value) in group { results[index] = value }
+        return results.compactMap { $0 }
+    }
+}

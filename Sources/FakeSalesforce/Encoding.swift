@@ -59,7 +59,8 @@ enum Encoding {
     /// Serialises a JSON object with sorted keys and unescaped slashes.
     static func json(_ object: Any) -> [UInt8] {
         guard JSONSerialization.isValidJSONObject(object),
-            let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+            let data = try? JSONSerialization.data(
+                withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
         else { return Array("{}".utf8) }
         return [UInt8](data)
     }

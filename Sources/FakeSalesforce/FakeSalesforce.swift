@@ -3,6 +3,14 @@ import Logging
 
 /// A fake Salesforce org served over real HTTP: the token, authorize, revoke and introspect endpoints, a data
 /// endpoint, the identity URL and the `/__fake/` control endpoints. Stop it with `shutdown()`.
+///
+/// Choices where SALESFORCE.md leaves room:
+/// - Revoking a token that is not live (unknown, revoked or rotated out) answers 400 `unsupported_token_type`.
+/// - A refused code exchange (wrong redirect URI, PKCE verifier, secret) does not spend the code; codes last 15 min.
+/// - A JWT whose `iss` is unknown answers `invalid_client_id`; `exp` may be at most 180 s (+30 s skew) ahead.
+/// - `latency` and `badSignature` faults let the grant take effect (a rotation happens) before the answer is held
+///   back or spoiled, as when Salesforce commits and the answer is lost; the other faults change nothing.
+/// - A sixth approval of one app by one user revokes the oldest refresh token family.
 public final class FakeSalesforce: Sendable {
     /// The org's behaviour, also reachable without HTTP.
     public let core: FakeSalesforceCore
@@ -68,6 +76,9 @@ public final class FakeSalesforce: Sendable {
 
     /// The call counters so far.
     public var stats: FakeSalesforceStats { core.stats }
+
+    /// Every refresh token issued to the client, live or not, oldest first (for tests that look for leaks).
+    public func refreshTokens(clientID: String) -> [String] { core.refreshTokens(clientID: clientID) }
 
     /// True when the access token was issued here and has not been revoked.
     public func isLiveAccessToken(_ token: String) -> Bool { core.isLiveAccessToken(token) }

@@ -136,6 +136,14 @@ public final class FakeSalesforceCore: Sendable {
         state.withLock { $0.isLive(accessToken: token) }
     }
 
+    /// Every refresh token issued to the client, live or not, oldest first (for tests that look for leaks).
+    public func refreshTokens(clientID: String) -> [String] {
+        state.withLock { state in
+            state.families.sorted { $0.key < $1.key }.filter { $0.value.clientID == clientID }
+                .flatMap { $0.value.refreshTokens }
+        }
+    }
+
     /// Handles one request and returns its answer without any delay (a latency fault's delay is dropped).
     public func handle(method: String, path: String, query: String, headers: [(String, String)], body: [UInt8])
         -> (status: Int, headers: [(String, String)], body: [UInt8])
@@ -231,7 +239,9 @@ public final class FakeSalesforceCore: Sendable {
         let result: Result<IssuedTokens, OAuthError>
         switch fields["grant_type"] {
         case "authorization_code":
-            result = state.withLock { state in Result { () throws(OAuthError) in try state.exchangeCode(fields, now: date) } }
+            result = state.withLock { state in
+                Result { () throws(OAuthError) in try state.exchangeCode(fields, now: date) }
+            }
         case "refresh_token":
             let outcome = state.withLock { $0.refresh(fields, now: date) }
             switch outcome {
@@ -316,14 +326,21 @@ public final class FakeSalesforceCore: Sendable {
         // From here on errors go back to the client's redirect URI, as OAuth prescribes.
         let state = query["state"]
         guard query["response_type"] == "code" else {
-            return redirect(redirectURI, [("error", "unsupported_response_type"), ("error_description", "response type not supported")], state: state)
+            return redirect(
+                redirectURI,
+                [("error", "unsupported_response_type"), ("error_description", "response type not supported")],
+                state: state)
         }
         let challenge = query["code_challenge"].flatMap { $0.isEmpty ? nil : $0 }
         if challenge != nil, let method = query["code_challenge_method"], method != "S256" {
-            return redirect(redirectURI, [("error", "invalid_request"), ("error_description", "invalid code_challenge_method")], state: state)
+            return redirect(
+                redirectURI, [("error", "invalid_request"), ("error_description", "invalid code_challenge_method")],
+                state: state)
         }
         guard let username = self.state.withLock({ $0.authorizeUser }) else {
-            return redirect(redirectURI, [("error", "access_denied"), ("error_description", "end-user denied authorization")], state: state)
+            return redirect(
+                redirectURI, [("error", "access_denied"), ("error_description", "end-user denied authorization")],
+                state: state)
         }
         let code = issueAuthorizationCode(
             clientID: clientID, redirectURI: redirectURI, username: username, codeChallenge: challenge)

@@ -304,7 +304,9 @@ struct FakeSalesforceState {
     // MARK: Token minting
 
     private mutating func startFamily(clientID: String, username: String, scope: String) -> Int {
-        let live = families.filter { $0.value.clientID == clientID && $0.value.username == username && !$0.value.revoked }
+        let live = families.filter {
+            $0.value.clientID == clientID && $0.value.username == username && !$0.value.revoked
+        }
         if live.count >= Self.maxApprovalsPerUser, let oldest = live.keys.min() {
             revokeFamily(oldest)
         }

@@ -244,14 +244,19 @@ func pkceChallenge(_ verifier: String) -> String {
     @Test func withRotationEachRefreshReplacesTheToken() throws {
         let org = Org(rotate: true)
         var refresh = try #require(object(org.exchange(org.code()))["refresh_token"] as? String)
+        var issued = [refresh]
         for _ in 0..<3 {
             let body = object(org.refresh(refresh))
             let next = try #require(body["refresh_token"] as? String)
             #expect(next != refresh)
             refresh = next
+            issued.append(next)
         }
         #expect(org.refresh(refresh).status == 200)
         #expect(org.core.stats.refreshFamiliesRevoked == 0)
+        #expect(Array(org.core.refreshTokens(clientID: org.app.clientID).prefix(4)) == issued)
+        #expect(org.core.refreshTokens(clientID: org.app.clientID).count == 5)
+        #expect(org.core.refreshTokens(clientID: "nobody").isEmpty)
     }
 
     @Test func reusingARotatedOutTokenRevokesTheWholeFamily() throws {
@@ -676,7 +681,9 @@ func pkceChallenge(_ verifier: String) -> String {
                 ("state", "s1"),
             ])
         #expect(answer.status == 302)
-        #expect(answer.header("Location") == Org.redirect + "?error=access_denied&error_description=end-user%20denied%20authorization&state=s1")
+        #expect(
+            answer.header("Location") == Org.redirect
+                + "?error=access_denied&error_description=end-user%20denied%20authorization&state=s1")
     }
 }
 
@@ -717,7 +724,9 @@ func pkceChallenge(_ verifier: String) -> String {
         ])
         #expect(object(rotated)["refresh_token"] as? String != nil)
         let jwt = try keys.signAssertion(clientID: "ctl", username: "jwt@example.com", now: org.clock.now)
-        #expect(org.token([("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", jwt)]).status == 200)
+        #expect(
+            org.token([("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", jwt)]).status == 200
+        )
 
         let faults = control(
             core, "POST", "/__fake/faults",
@@ -837,11 +846,14 @@ final class CapturedLog: Sendable {
         let refresh = try #require(body["refresh_token"] as? String)
         let access = try #require(body["access_token"] as? String)
         let refreshFields = [
-            ("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", "app"), ("client_secret", secret),
+            ("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", "app"),
+            ("client_secret", secret),
         ]
         _ = post("/services/oauth2/token", refreshFields)
         _ = post("/services/oauth2/token", refreshFields)  // rotated out: the family is revoked and logged
-        _ = post("/services/oauth2/token", [("grant_type", "client_credentials"), ("client_id", "app"), ("client_secret", "wrong")])
+        _ = post(
+            "/services/oauth2/token",
+            [("grant_type", "client_credentials"), ("client_id", "app"), ("client_secret", "wrong")])
         _ = core.answer(
             method: "GET", path: "/services/data/v60.0/", query: "", headers: [("Authorization", "Bearer " + access)],
             body: [])

@@ -6,7 +6,7 @@ import Testing
 @testable import FakeSalesforce
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Starts a fake on 127.0.0.1:0, runs `body`, and always shuts the fake down.
@@ -49,7 +49,8 @@ enum HTTPServerConfigurationDefaults {
                 ("response_type", "code"), ("client_id", "3MVG9http"), ("redirect_uri", Self.redirect),
                 ("state", "xyz"),
             ].map { RawHTTP.escape($0.0) + "=" + RawHTTP.escape($0.1) }.joined(separator: "&")
-            let authorize = try await RawHTTP.send(port: port, method: "GET", path: "/services/oauth2/authorize?" + query)
+            let authorize = try await RawHTTP.send(
+                port: port, method: "GET", path: "/services/oauth2/authorize?" + query)
             #expect(authorize.status == 302)
             let location = try #require(authorize.header("Location"))
             let items = try #require(URLComponents(string: location)?.queryItems)
@@ -72,7 +73,8 @@ enum HTTPServerConfigurationDefaults {
             let refresh = try #require(body["refresh_token"] as? String)
 
             let data = try await RawHTTP.send(
-                port: port, method: "GET", path: "/services/data/v60.0/", headers: [("Authorization", "Bearer " + access)])
+                port: port, method: "GET", path: "/services/data/v60.0/",
+                headers: [("Authorization", "Bearer " + access)])
             #expect(data.status == 200)
 
             let refreshed = try await RawHTTP.form(
@@ -87,7 +89,8 @@ enum HTTPServerConfigurationDefaults {
             let revoke = try await RawHTTP.form(port: port, "/services/oauth2/revoke", [("token", rotated)])
             #expect(revoke.status == 200)
             let dead = try await RawHTTP.send(
-                port: port, method: "GET", path: "/services/data/v60.0/", headers: [("Authorization", "Bearer " + access)])
+                port: port, method: "GET", path: "/services/data/v60.0/",
+                headers: [("Authorization", "Bearer " + access)])
             #expect(dead.status == 401)
             #expect(dead.text == #"[{"errorCode":"INVALID_SESSION_ID","message":"Session expired or invalid"}]"#)
             #expect(fake.stats.tokenCalls == 2 && fake.stats.revokeCalls == 1 && fake.stats.dataCalls == 2)
@@ -101,8 +104,11 @@ enum HTTPServerConfigurationDefaults {
                 FakeConnectedApp(
                     clientID: "3MVG9jwt", clientSecret: "jwt-secret", jwtPublicKeyPEM: keys.publicKeyPEM,
                     preApprovedUsers: ["svc@example.com"]))
-            for (audience, expected) in [(fake.baseURL, 200), ("https://login.salesforce.com", 200), ("https://x", 400)] {
-                let assertion = try keys.signAssertion(clientID: "3MVG9jwt", username: "svc@example.com", audience: audience)
+            for (audience, expected) in [
+                (fake.baseURL, 200), ("https://login.salesforce.com", 200), ("https://x", 400),
+            ] {
+                let assertion = try keys.signAssertion(
+                    clientID: "3MVG9jwt", username: "svc@example.com", audience: audience)
                 let answer = try await RawHTTP.form(
                     port: fake.port, "/services/oauth2/token",
                     [("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion)])

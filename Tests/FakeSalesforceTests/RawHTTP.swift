@@ -1,9 +1,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A response read off the wire.
@@ -117,7 +117,10 @@ enum RawHTTP {
 
     static func parse(_ bytes: [UInt8]) throws -> RawResponse {
         let separator: [UInt8] = Array("\r\n\r\n".utf8)
-        guard let end = (0...max(0, bytes.count - 4)).first(where: { Array(bytes[$0..<min($0 + 4, bytes.count)]) == separator })
+        guard
+            let end = (0...max(0, bytes.count - 4)).first(where: {
+                Array(bytes[$0..<min($0 + 4, bytes.count)]) == separator
+            })
         else { throw RawHTTPError(description: "no header end in \(bytes.count) bytes") }
         let lines = String(decoding: bytes[0..<end], as: UTF8.self).components(separatedBy: "\r\n")
         let statusParts = lines[0].split(separator: " ")

@@ -66,3 +66,57 @@ postgres_can_reach() {
     if [ "$(id -u)" -ne 0 ]; then return 0; fi
     runuser -u postgres -- test -x "$dir"
 }
+
+# start_stack BIN WORK [VAR=value ...]: a throwaway PostgreSQL, the fake Salesforce and the gateway on loopback.
+# Sets FAKE, GW, GWPID, ADMIN, J, A; stop_stack ends them all.
+STACK_PIDS=()
+start_stack() {
+    local bin=$1 work=$2
+    shift 2
+    STACK_WORK=$work
+    local pgport
+    pgport=$(free_port)
+    pg_init "$work/pg"
+    pg_start "$work/pg" "$pgport" -c fsync=off
+    "$bin/fake-salesforce" --host 127.0.0.1 --port 0 >"$work/fake.out" 2>"$work/fake.log" &
+    STACK_PIDS+=($!)
+    for _ in $(seq 100); do grep -q listening "$work/fake.out" && break; sleep 0.1; done
+    FAKE=$(awk '/listening/ {print $2}' "$work/fake.out")
+    local gwport
+    gwport=$(free_port)
+    ADMIN=demo-admin-token-$(python3 -c "import secrets; print(secrets.token_hex(16))")
+    GW=http://127.0.0.1:$gwport
+    env DATABASE_URL="postgresql://postgres@127.0.0.1:$pgport/postgres?sslmode=disable" \
+        TOKEN_GATEWAY_ADMIN_TOKEN="$ADMIN" TOKEN_GATEWAY_ENCRYPTION_KEYS="$("$bin/token-gateway" keygen --id demo1)" \
+        TOKEN_GATEWAY_LISTEN="127.0.0.1:$gwport" TOKEN_GATEWAY_PUBLIC_URL="$GW" \
+        TOKEN_GATEWAY_UPSTREAM_ALLOWLIST=http://127.0.0.1 "$@" "$bin/token-gateway" serve 2>"$work/gateway.log" &
+    GWPID=$!
+    STACK_PIDS+=($GWPID)
+    for _ in $(seq 100); do curl -sf "$GW/healthz" >/dev/null && break; sleep 0.1; done
+    curl -sf "$GW/healthz" >/dev/null || { cat "$work/gateway.log" >&2; return 1; }
+    J="Content-Type: application/json"
+    A="Authorization: Bearer $ADMIN"
+}
+
+stop_stack() {
+    local pid
+    for pid in "${STACK_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${STACK_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    [ -n "${STACK_WORK:-}" ] && pg_stop "$STACK_WORK/pg"
+}
+
+# seed_connection: a tenant "bench" with key KEY, an app at the fake and an authorized client "crm".
+seed_connection() {
+    curl -sf -H "$J" "$FAKE/__fake/apps" \
+        -d '{"client_id":"3MVG9-demo","client_secret":"demo-secret","redirect_uris":["https://app.example/cb"],"scopes":"api refresh_token"}' >/dev/null
+    curl -sf -H "$J" "$FAKE/__fake/users" -d '{"username":"ops@example.com","active":true}' >/dev/null
+    curl -sf -H "$A" -H "$J" "$GW/tenants" -d '{"id":"bench"}' >/dev/null
+    KEY=$(curl -sf -H "$A" -H "$J" "$GW/tenants/bench/keys" -d '{"name":"bench"}' |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+    curl -sf -H "$A" -H "$J" "$GW/tenants/bench/clients" -d "{\"id\":\"crm\",\"grant_type\":\"authorization_code\",
+        \"login_url\":\"$FAKE\",\"client_id\":\"3MVG9-demo\",\"client_secret\":\"demo-secret\",\"redirect_uri\":\"https://app.example/cb\"}" >/dev/null
+    local code
+    code=$(curl -sf -H "$J" "$FAKE/__fake/codes" -d '{"client_id":"3MVG9-demo","redirect_uri":"https://app.example/cb","username":"ops@example.com"}' |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["code"])')
+    curl -sf -H "Authorization: Bearer $KEY" -H "$J" "$GW/exchange" -d "{\"client\":\"crm\",\"code\":\"$code\"}" >/dev/null
+}

@@ -42,13 +42,16 @@ struct TokenFlowTests {
             #expect(cached["access_token"] == exchanged["access_token"])
             #expect(h.fake.stats.tokenCalls == calls)
             #expect(h.fake.isLiveAccessToken(try #require(cached["access_token"])))
+            let instance = try #require(cached["instance_url"])
+            let access = try #require(cached["access_token"])
             let data = try await h.http.send(.init(
-                method: "GET", url: "\(try #require(cached["instance_url"]))/services/data/v60.0/",
-                headers: [("Authorization", "Bearer \(try #require(cached["access_token"]))")]))
+                method: "GET", url: "\(instance)/services/data/v60.0/", headers: [("Authorization", "Bearer \(access)")]))
             #expect(data.status == 200)
             // expires_at = Salesforce's issued_at + token_ttl_seconds.
-            let issued = try #require(ISO8601DateFormatter().date(from: try #require(cached["issued_at"])))
-            let expires = try #require(ISO8601DateFormatter().date(from: try #require(cached["expires_at"])))
+            let issuedText = try #require(cached["issued_at"])
+            let expiresText = try #require(cached["expires_at"])
+            let issued = try #require(ISO8601DateFormatter().date(from: issuedText))
+            let expires = try #require(ISO8601DateFormatter().date(from: expiresText))
             #expect(expires.timeIntervalSince(issued) == 3600)
         }
     }

@@ -137,7 +137,9 @@ public final class HTTPServer: Sendable {
         let cls = Unmanaged.passUnretained(core).toOpaque()
         core.lastDaemonMessage.withLock { $0 = nil }
         let pointer: OpaquePointer? = withUnsafeMutablePointer(to: &address) { addressPointer in
+            // The logger goes first: libmicrohttpd reports options given before it through its default logger.
             var options: [MHD_OptionItem] = [
+                tgw_mhd_option_logger(ServerCore.daemonLog, cls),
                 MHD_OptionItem(
                     option: .CONNECTION_LIMIT, value: configuration.maxConnections, ptr_value: nil),
                 MHD_OptionItem(
@@ -146,7 +148,6 @@ public final class HTTPServer: Sendable {
                 MHD_OptionItem(option: .SOCK_ADDR, value: 0, ptr_value: UnsafeMutableRawPointer(addressPointer)),
                 tgw_mhd_option_notify_completed(ServerCore.requestCompleted, cls),
                 tgw_mhd_option_uri_log(ServerCore.uriLog, cls),
-                tgw_mhd_option_logger(ServerCore.daemonLog, cls),
             ]
             if configuration.threads > 1 {
                 options.append(

@@ -7,8 +7,10 @@ internal import CLibCurl
 /// callbacks on that thread, inside `curl_multi_perform`). `id` is immutable and read from anywhere.
 final class CurlTransfer: @unchecked Sendable {
     let id: UInt64
-    /// The easy handle (`CURL*`), owned by this object and freed in `deinit`.
+    /// The easy handle (`CURL*`), owned by this object: freed by `close()` on the poller thread once removed from
+    /// the multi handle, or in `deinit` if it never got there. Invalid after `close()`.
     let easy: UnsafeMutableRawPointer
+    private var closed = false
     private var headerList: UnsafeMutablePointer<curl_slist>?
     /// Buffer curl writes its error text into (CURLOPT_ERRORBUFFER), CURL_ERROR_SIZE bytes.
     private let errorBuffer: UnsafeMutablePointer<CChar>
@@ -16,13 +18,15 @@ final class CurlTransfer: @unchecked Sendable {
     /// Kept (copy-on-write, no copy made) to redact from error messages; decoded only when a call fails.
     private let requestBody: [UInt8]
     private let query: String
+    private let userInfo: String
     /// Method and URL without its query, for logs.
     let logTarget: String
     let started: ContinuousClock.Instant
 
     private(set) var body: [UInt8] = []
     private(set) var headers: [(String, String)] = []
-    private(set) var bodyTooLarge = false
+    private(set) var responseTooLarge = false
+    private var headerBytes = 0
     /// Set before the hand-off; resumed exactly once through `finish(_:)`.
     var continuation: CheckedContinuation<HTTPClientResponse, any Error>?
 
@@ -36,8 +40,9 @@ final class CurlTransfer: @unchecked Sendable {
         self.errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE))
         self.errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE))
         self.maxResponseBytes = configuration.maxResponseBytes
-        let (withoutQuery, query) = Self.split(request.url)
+        let (withoutQuery, query, userInfo) = Self.split(request.url)
         self.query = query
+        self.userInfo = userInfo
         self.requestBody = request.body
         self.logTarget = "\(request.method) \(withoutQuery)"
         self.started = .now
@@ -45,10 +50,18 @@ final class CurlTransfer: @unchecked Sendable {
     }
 
     deinit {
-        // The poller removed the handle from the multi handle before the last reference went away.
+        close()
+        errorBuffer.deallocate()
+    }
+
+    /// Frees the easy handle and header list; the poller calls it right after `curl_multi_remove_handle`, so every
+    /// curl call on a handle that was in the multi handle happens on the poller thread. Idempotent.
+    func close() {
+        guard !closed else { return }
+        closed = true
         curl_easy_cleanup(easy)
         curl_slist_free_all(headerList)
-        errorBuffer.deallocate()
+        headerList = nil
     }
 
     private func configure(_ request: HTTPClientRequest, _ configuration: HTTPClientConfiguration)
@@ -148,10 +161,20 @@ final class CurlTransfer: @unchecked Sendable {
         }
     }
 
-    private static func split(_ url: String) -> (withoutQuery: String, query: String) {
+    /// Splits a validated http(s) URL into what may be logged (no user info, query or fragment) and the secrets.
+    static func split(_ url: String) -> (loggable: String, query: String, userInfo: String) {
         let withoutFragment = url.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0]
         let parts = withoutFragment.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
+        var loggable = String(parts[0])
+        var userInfo = ""
+        if let schemeEnd = loggable.firstRange(of: "://")?.upperBound {
+            let authorityEnd = loggable[schemeEnd...].firstIndex(of: "/") ?? loggable.endIndex
+            if let at = loggable[schemeEnd..<authorityEnd].lastIndex(of: "@") {
+                userInfo = String(loggable[schemeEnd..<at])
+                loggable.removeSubrange(schemeEnd...at)
+            }
+        }
+        return (loggable, parts.count > 1 ? String(parts[1]) : "", userInfo)
     }
 
     // MARK: Callbacks (poller thread, inside curl_multi_perform)
@@ -174,7 +197,7 @@ final class CurlTransfer: @unchecked Sendable {
 
     private func receiveBody(_ bytes: UnsafeRawBufferPointer) -> Int {
         guard body.count + bytes.count <= maxResponseBytes else {
-            bodyTooLarge = true
+            responseTooLarge = true
             return 0  // fewer bytes than given: curl aborts with CURLE_WRITE_ERROR
         }
         body.append(contentsOf: bytes)
@@ -182,6 +205,12 @@ final class CurlTransfer: @unchecked Sendable {
     }
 
     private func receiveHeaderLine(_ bytes: UnsafeRawBufferPointer) -> Int {
+        // Header bytes count against the same limit as the body (curl 7.88 caps single lines, not their number).
+        headerBytes += bytes.count
+        guard headerBytes <= maxResponseBytes else {
+            responseTooLarge = true
+            return 0  // fewer bytes than given: curl aborts with CURLE_WRITE_ERROR
+        }
         var line = bytes[...]
         while let last = line.last, last == 0x0d || last == 0x0a { line = line.dropLast() }
         if line.starts(with: Array("HTTP/".utf8)) {
@@ -208,7 +237,8 @@ final class CurlTransfer: @unchecked Sendable {
 
     /// Strings an error message must not show: the query and the body, whole and as form values.
     func secrets() -> [String] {
-        var secrets = [query]
+        var secrets = [query, userInfo]
+        secrets += userInfo.split(separator: ":").map(String.init)
         secrets += query.split(separator: "&").map { String($0.split(separator: "=", maxSplits: 1).last ?? "") }
         if requestBody.count <= 65536 {
             let body = String(decoding: requestBody, as: UTF8.self)
@@ -252,7 +282,7 @@ final class CurlTransfer: @unchecked Sendable {
             && tgw_curl_easy_getinfo_long(easy, CURLINFO_REQUEST_SIZE, &requestBytes) == CURLE_OK
         return CurlCallSite(
             transferStarted: true, connected: !known || connectMicros > 0 || requestBytes > 0,
-            bodyTooLarge: bodyTooLarge,
+            responseTooLarge: responseTooLarge,
             errorBuffer: String(cString: errorBuffer), secrets: failed ? secrets() : [])
     }
 

@@ -205,6 +205,7 @@ final class CurlPoller: @unchecked Sendable {
             try check(curl_multi_add_handle(multi, transfer.easy))
             active[transfer.easy] = transfer
         } catch {
+            transfer.close()
             transfer.finish(.failure(error))
         }
     }
@@ -213,6 +214,7 @@ final class CurlPoller: @unchecked Sendable {
         // An id not found belongs to a transfer that has already finished: nothing to do.
         guard let transfer = active.values.first(where: { $0.id == id }) else { return }
         remove(transfer)
+        transfer.close()
         logger.debug("upstream call cancelled", metadata: ["target": "\(transfer.logTarget)"])
         transfer.finish(.failure(CancellationError()))
     }
@@ -229,6 +231,7 @@ final class CurlPoller: @unchecked Sendable {
             let opened = transfer.newConnections()
             connectionsOpened.add(opened, ordering: .relaxed)
             remove(transfer)
+            transfer.close()
             log(transfer, result, newConnections: opened)
             transfer.finish(result)
         }
@@ -249,6 +252,7 @@ final class CurlPoller: @unchecked Sendable {
         for transfer in Array(active.values) {
             let sent = transfer.callSite(failed: false).connected
             remove(transfer)
+            transfer.close()
             transfer.finish(.failure(HTTPClientError.shutDown(mayHaveReachedServer: sent)))
         }
         let cleaned = curl_multi_cleanup(multi)

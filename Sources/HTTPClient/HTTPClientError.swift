@@ -62,15 +62,15 @@ struct CurlCallSite {
     var transferStarted: Bool
     /// True when a TCP connection to the server existed (fresh or reused) or request bytes were written.
     var connected: Bool
-    /// True when the write callback refused a body past the size limit.
-    var bodyTooLarge: Bool
+    /// True when a callback refused response bytes past the size limit.
+    var responseTooLarge: Bool
     /// curl's error buffer for the handle, if any.
     var errorBuffer: String
     /// Strings that must never show up in a message (query string, body).
     var secrets: [String]
 
     static let setup = CurlCallSite(
-        transferStarted: false, connected: false, bodyTooLarge: false, errorBuffer: "", secrets: [])
+        transferStarted: false, connected: false, responseTooLarge: false, errorBuffer: "", secrets: [])
 }
 
 /// The one place where a `CURLcode` becomes an `HTTPClientError`.
@@ -89,7 +89,7 @@ func check(_ code: CURLcode, _ site: CurlCallSite = .setup) throws(HTTPClientErr
         kind = .tls
     case CURLE_FILESIZE_EXCEEDED:
         kind = .responseTooLarge
-    case CURLE_WRITE_ERROR where site.bodyTooLarge:
+    case CURLE_WRITE_ERROR where site.responseTooLarge:
         kind = .responseTooLarge
     case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL:
         kind = .invalidURL

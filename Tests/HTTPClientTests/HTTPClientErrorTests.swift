@@ -3,11 +3,11 @@ import Testing
 
 @testable import HTTPClient
 
-private func site(connected: Bool, bodyTooLarge: Bool = false, errorBuffer: String = "", secrets: [String] = [])
+private func site(connected: Bool, responseTooLarge: Bool = false, errorBuffer: String = "", secrets: [String] = [])
     -> CurlCallSite
 {
     CurlCallSite(
-        transferStarted: true, connected: connected, bodyTooLarge: bodyTooLarge, errorBuffer: errorBuffer,
+        transferStarted: true, connected: connected, responseTooLarge: responseTooLarge, errorBuffer: errorBuffer,
         secrets: secrets)
 }
 
@@ -36,7 +36,7 @@ private func error(_ code: CURLcode, _ site: CurlCallSite) -> HTTPClientError? {
     #expect(resolve.kind == .couldNotConnect)
     #expect(!resolve.mayHaveReachedServer)
 
-    let tooLarge = try #require(error(CURLE_WRITE_ERROR, site(connected: true, bodyTooLarge: true)))
+    let tooLarge = try #require(error(CURLE_WRITE_ERROR, site(connected: true, responseTooLarge: true)))
     #expect(tooLarge.kind == .responseTooLarge)
     let writeError = try #require(error(CURLE_WRITE_ERROR, site(connected: true)))
     #expect(writeError.kind == .other)
@@ -76,4 +76,14 @@ private func error(_ code: CURLcode, _ site: CurlCallSite) -> HTTPClientError? {
     #expect(secrets.contains("p%40ss%20w0rd%2Bx"), "the encoded form value")
     #expect(!secrets.contains("1"), "too short to redact")
     #expect(transfer.logTarget == "POST http://127.0.0.1:1/token")
+}
+
+@Test func loggedURLsDropUserInfoQueryAndFragment() {
+    let split = CurlTransfer.split("https://user:pa55w0rd@example.com:8443/services/oauth2/token?code=abc#frag")
+    #expect(split.loggable == "https://example.com:8443/services/oauth2/token")
+    #expect(split.query == "code=abc")
+    #expect(split.userInfo == "user:pa55w0rd")
+    let plain = CurlTransfer.split("http://127.0.0.1:80/a@b")
+    #expect(plain.loggable == "http://127.0.0.1:80/a@b")
+    #expect(plain.userInfo == "")
 }

@@ -385,6 +385,18 @@ private func canConnect(port: Int) -> Bool {
     }
 }
 
+@Test func responseHeadersCountAgainstTheLimit() async throws {
+    try await withClientAndServer(HTTPClientConfiguration(maxResponseBytes: 60)) { client, server in
+        let (error, _) = await failure {
+            try await client.send(HTTPClientRequest(method: "GET", url: server.url + "/headers"))
+        }
+        let clientError = try #require(error as? HTTPClientError)
+        #expect(clientError.kind == .responseTooLarge)
+        let small = try await client.send(HTTPClientRequest(method: "GET", url: server.url + "/bytes/10"))
+        #expect(small.body.count == 10)
+    }
+}
+
 @Test func invalidRequestsAreRefusedBeforeSending() async throws {
     try await withClientAndServer { client, server in
         let port = server.port

@@ -33,7 +33,7 @@ final class CurlTransfer: @unchecked Sendable {
     init(request: HTTPClientRequest, configuration: HTTPClientConfiguration, id: UInt64) throws(HTTPClientError) {
         try Self.validate(request)
         guard let easy = curl_easy_init() else {
-            throw .invalidRequest(.other, "curl_easy_init failed")
+            throw .notSent(.other, "curl_easy_init failed")
         }
         self.id = id
         self.easy = easy
@@ -104,7 +104,7 @@ final class CurlTransfer: @unchecked Sendable {
         lines.append("Expect:")
         for line in lines {
             guard let appended = curl_slist_append(headerList, line) else {
-                throw .invalidRequest(.other, "curl_slist_append failed")
+                throw .notSent(.other, "curl_slist_append failed")
             }
             headerList = appended
         }
@@ -142,21 +142,21 @@ final class CurlTransfer: @unchecked Sendable {
     private static func validate(_ request: HTTPClientRequest) throws(HTTPClientError) {
         let lowered = request.url.lowercased()
         guard lowered.hasPrefix("http://") || lowered.hasPrefix("https://") else {
-            throw .invalidRequest(.invalidURL, "the URL must be absolute with scheme http or https")
+            throw .notSent(.invalidURL, "the URL must be absolute with scheme http or https")
         }
         guard !request.url.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7f }) else {
-            throw .invalidRequest(.invalidURL, "the URL contains spaces or control characters")
+            throw .notSent(.invalidURL, "the URL contains spaces or control characters")
         }
         let tokenBytes = Set("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
         guard !request.method.isEmpty, request.method.utf8.allSatisfy({ tokenBytes.contains($0) }) else {
-            throw .invalidRequest(.other, "the method is not an HTTP token")
+            throw .notSent(.other, "the method is not an HTTP token")
         }
         for (name, value) in request.headers {
             guard !name.isEmpty, name.utf8.allSatisfy({ tokenBytes.contains($0) }) else {
-                throw .invalidRequest(.other, "a header name is not an HTTP token")
+                throw .notSent(.other, "a header name is not an HTTP token")
             }
             guard !value.utf8.contains(where: { $0 == 0x0d || $0 == 0x0a || $0 == 0 }) else {
-                throw .invalidRequest(.other, "the value of header \(name) contains CR, LF or NUL")
+                throw .notSent(.other, "the value of header \(name) contains CR, LF or NUL")
             }
         }
     }

@@ -13,14 +13,12 @@ import Synchronization
 /// followed and only http and https are spoken.
 public final class HTTPClient: Sendable {
     private let configuration: HTTPClientConfiguration
-    private let logger: Logger
     private let poller: CurlPoller
 
     /// Starts the poller thread; throws when curl cannot be initialised.
     public init(configuration: HTTPClientConfiguration, logger: Logger) throws {
         try check(CurlGlobal.initialization)
         self.configuration = configuration
-        self.logger = logger
         self.poller = try CurlPoller(maxCachedConnections: configuration.maxCachedConnections, logger: logger)
     }
 
@@ -83,7 +81,7 @@ final class CurlPoller: @unchecked Sendable {
 
     init(maxCachedConnections: Int, logger: Logger) throws(HTTPClientError) {
         guard let multi = curl_multi_init() else {
-            throw .invalidRequest(.other, "curl_multi_init failed")
+            throw .notSent(.other, "curl_multi_init failed")
         }
         self.multi = multi
         self.logger = logger
@@ -111,7 +109,7 @@ final class CurlPoller: @unchecked Sendable {
             }, context)
         guard created == 0 else {
             Unmanaged<CurlPoller>.fromOpaque(context).release()
-            throw .invalidRequest(.other, "pthread_create failed (\(created))")
+            throw .notSent(.other, "pthread_create failed (\(created))")
         }
         state.withLock { $0.thread = thread }
     }

@@ -51,7 +51,8 @@ public struct HTTPClientError: Error, CustomStringConvertible, Sendable {
             mayHaveReachedServer: mayHaveReachedServer)
     }
 
-    static func invalidRequest(_ kind: Kind, _ message: String) -> HTTPClientError {
+    /// A failure found before anything went to curl's transfer machinery (validation, allocation, thread start).
+    static func notSent(_ kind: Kind, _ message: String) -> HTTPClientError {
         HTTPClientError(kind: kind, code: 0, message: message, mayHaveReachedServer: false)
     }
 }

@@ -19,7 +19,7 @@ final class CurlTransfer: @unchecked Sendable {
     private let requestBody: [UInt8]
     private let query: String
     private let userInfo: String
-    /// Method and URL without its query, for logs.
+    /// Method and URL without user info, query or fragment, for logs.
     let logTarget: String
     let started: ContinuousClock.Instant
 

@@ -43,7 +43,8 @@ public func runProgram(
     reader.start()
     while process.isRunning && Date() < deadline { usleep(20_000) }
     if process.isRunning {
-        process.terminate()
+        // SIGKILL, not terminate(): a process started from a test thread may inherit a mask that blocks SIGTERM.
+        kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         throw TestSupportError("\(path) \(arguments.joined(separator: " ")) did not finish in \(timeoutSeconds) s")
     }

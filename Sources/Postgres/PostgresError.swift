@@ -55,7 +55,7 @@ struct Redactor: Sendable {
     /// such as `1` do not mangle the rest of the message.
     func clean(_ text: String, parameters: [String?] = []) -> String {
         var text = text
-        if let password, !password.isEmpty { text = text.replacing(password, with: "***") }
+        // Parameters before the password, so a value that contains the password is still recognised whole.
         // Longest first, so a value that contains another is replaced whole.
         let values = parameters.compactMap { $0 }.filter { !$0.isEmpty }.sorted { $0.count > $1.count }
         for value in values {
@@ -65,6 +65,7 @@ struct Redactor: Sendable {
                 text = text.replacing("\"\(value)\"", with: "\"<redacted>\"")
             }
         }
+        if let password, !password.isEmpty { text = text.replacing(password, with: "***") }
         return text
     }
 }

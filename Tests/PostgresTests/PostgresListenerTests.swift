@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Postgres
 import Synchronization
 import Testing
@@ -94,9 +95,13 @@ struct PostgresListenerTests {
         #expect(!PostgresListener.isValidChannelName("é"))
         #expect(!PostgresListener.isValidChannelName(String(repeating: "a", count: 64)))
         #expect(PostgresListener.isValidChannelName(String(repeating: "a", count: 63)))
+        let records = Recorder<(Logger.Level, String, Logger.Metadata)>()
+        let logger = Logger(label: "listener") { _ in RecordingLogHandler(records: records) }
         let listener = PostgresListener(
-            url: "postgresql://127.0.0.1:1/x", channels: ["ok", "Not OK", "x\"y"], logger: testLogger,
+            url: "postgresql://127.0.0.1:1/x", channels: ["ok", "Not OK", "x\"y"], logger: logger,
             onNotification: { _, _ in }, onReconnect: {})
         #expect(listener.channels == ["ok"])
+        let rejected = records.all.filter { $0.0 == .error }.compactMap { $0.2["channel"]?.description }
+        #expect(rejected == ["Not OK", "x\"y"])
     }
 }

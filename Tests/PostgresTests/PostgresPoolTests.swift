@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Postgres
 import Synchronization
 import Testing
@@ -258,4 +259,18 @@ struct PostgresPoolTests {
         let error = await #expect(throws: PostgresError.self) { _ = try await pool.query("SELECT 1") }
         #expect(error?.kind == .closed)
     }
+}
+
+@Test func serverNoticesGoToTheLoggerNotToStderr() async throws {
+    let records = Recorder<(Logger.Level, String, Logger.Metadata)>()
+    let logger = Logger(label: "notices") { _ in RecordingLogHandler(records: records) }
+    let pool = PostgresPool(configuration: .init(url: try await SharedPostgres.freshDatabase()), logger: logger)
+    defer { Task { await pool.close() } }
+    _ = try await pool.query("CREATE TABLE IF NOT EXISTS t (id int)")
+    _ = try await pool.query("CREATE TABLE IF NOT EXISTS t (id int)")  // NOTICE: relation "t" already exists
+    let notices = records.all.filter { $0.1 == "postgres notice" }
+    #expect(notices.count == 1)
+    #expect(notices.first?.0 == .debug)
+    #expect(notices.first?.2["sqlstate"] == "42P07")
+    #expect(notices.first?.2["severity"] == "NOTICE")
 }

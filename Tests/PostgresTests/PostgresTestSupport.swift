@@ -136,3 +136,19 @@ final class Flag: Sendable {
     var value: Bool { atomic.load(ordering: .relaxed) }
     func set(_ value: Bool) { atomic.store(value, ordering: .relaxed) }
 }
+
+/// A log handler that keeps messages and metadata, to check what the layer logs.
+struct RecordingLogHandler: LogHandler {
+    let records: Recorder<(Logger.Level, String, Logger.Metadata)>
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        records.append((event.level, event.message.description, metadata.merging(event.metadata ?? [:]) { $1 }))
+    }
+}

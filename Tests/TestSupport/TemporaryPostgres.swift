@@ -20,37 +20,102 @@ public struct TestSupportError: Error, CustomStringConvertible {
 }
 
 /// Runs a program to completion with a bounded wait and returns its exit status and combined output.
+///
+/// Uses `posix_spawn` + `waitpid` rather than Foundation's `Process`: on Linux, `Process` learns of a child's exit
+/// through a socket the child inherits, so when the child leaves a daemon behind (`pg_ctl start` leaves the
+/// postmaster, which keeps that socket open) `waitUntilExit()` never returns. Here the child gets only
+/// stdin=/dev/null and stdout/stderr=a pipe (every other descriptor is closed), and its exit is reaped directly.
 @discardableResult
 public func runProgram(
     _ path: String, _ arguments: [String], timeoutSeconds: Double = 60, environment: [String: String]? = nil
 ) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    if let environment { process.environment = environment }
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    let deadline = Date().addingTimeInterval(timeoutSeconds)
+    var pipeEnds: [Int32] = [-1, -1]
+    // O_CLOEXEC: children spawned concurrently by other threads must not inherit this pipe.
+    guard GlibcExtras.pipe2(&pipeEnds, O_CLOEXEC) == 0 else {
+        throw TestSupportError("pipe2() failed: errno \(errno)")
+    }
+    let (readEnd, writeEnd) = (pipeEnds[0], pipeEnds[1])
+
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
+    posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
+    guard GlibcExtras.addCloseFrom(&actions, 3) == 0 else { throw TestSupportError("addclosefrom failed") }
+
+    let argv = ([path] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    let envp = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
+    defer { envp?.forEach { free($0) } }
+
+    var pid: pid_t = 0
+    let spawned = envp.map { posix_spawn(&pid, path, &actions, nil, argv, $0) }
+        ?? posix_spawn(&pid, path, &actions, nil, argv, environ)
+    close(writeEnd)
+    guard spawned == 0 else {
+        close(readEnd)
+        throw TestSupportError("could not start \(path): error \(spawned)")
+    }
+
     // Read output on a separate thread so a chatty program cannot fill the pipe and stall.
     let collected = OutputBox()
     let reader = Thread {
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(readEnd, &buffer, buffer.count)
+            if count > 0 {
+                data.append(contentsOf: buffer[0..<count])
+            } else if count < 0 && errno == EINTR {
+                continue
+            } else {
+                break
+            }
+        }
+        close(readEnd)
         collected.set(data)
     }
     reader.start()
-    while process.isRunning && Date() < deadline { usleep(20_000) }
-    if process.isRunning {
-        // SIGKILL, not terminate(): a process started from a test thread may inherit a mask that blocks SIGTERM.
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        throw TestSupportError("\(path) \(arguments.joined(separator: " ")) did not finish in \(timeoutSeconds) s")
+
+    let deadline = Date().addingTimeInterval(timeoutSeconds)
+    var status: Int32 = 0
+    while true {
+        let reaped = waitpid(pid, &status, WNOHANG)
+        if reaped == pid { break }
+        if reaped < 0 && errno != EINTR { throw TestSupportError("waitpid failed for \(path): errno \(errno)") }
+        if Date() >= deadline {
+            kill(pid, SIGTERM)
+            _ = waitpid(pid, &status, 0)
+            throw TestSupportError("\(path) \(arguments.joined(separator: " ")) did not finish in \(timeoutSeconds) s")
+        }
+        usleep(10_000)
     }
-    process.waitUntilExit()
     let output = collected.waitForValue(timeoutSeconds: 5)
-    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    // Exited normally: the exit code; killed by a signal: 128 + the signal number, as shells report it.
+    let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    return (exitStatus, String(decoding: output, as: UTF8.self))
+}
+
+/// glibc functions that Swift's Glibc module does not import (they are behind _GNU_SOURCE / __USE_MISC).
+private enum GlibcExtras {
+    typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32
+    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+
+    // unsafeBitCast: dlsym returns an untyped pointer; the types above match glibc's declarations
+    // (`int pipe2(int[2], int)`, `int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *, int)`).
+    static let pipe2: Pipe2 = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "pipe2") else {
+            return { fds, _ in pipe(fds) }
+        }
+        return unsafeBitCast(symbol, to: Pipe2.self)
+    }()
+
+    static let addCloseFrom: AddCloseFrom = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np")
+        else { return { _, _ in 0 } }
+        return unsafeBitCast(symbol, to: AddCloseFrom.self)
+    }()
 }
 
 private final class OutputBox: @unchecked Sendable {

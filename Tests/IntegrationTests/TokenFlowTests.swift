@@ -151,7 +151,7 @@ struct TokenFlowTests {
     }
 
     @Test func revokedRefreshTokenRequiresReauthorizationUntilANewExchange() async throws {
-        try await withHarness { h in
+        try await withHarness(extra: ["TOKEN_GATEWAY_FORCE_REFRESH_GRACE_SECONDS": "0"]) { h in
             let key = try await h.tenantWithKey()
             try await h.authorizationCodeClient()
             #expect(try await h.exchange(key: key).status == 200)

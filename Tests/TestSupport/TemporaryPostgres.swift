@@ -243,7 +243,7 @@ public final class TemporaryPostgres: @unchecked Sendable {
     @discardableResult
     public static func psql(url: String, _ sql: String, database: String? = nil) throws -> String {
         var target = url
-        if let database, let range = target.range(of: "/postgres?") {
+        if let database, let range = target.range(of: "/postgres?", options: .backwards) {
             target.replaceSubrange(range, with: "/\(database)?")
         }
         let result = try runProgram(
@@ -262,9 +262,9 @@ public enum TestDatabase {
         }
         let name = "\(prefix)_\(UInt64.random(in: 0...UInt64.max) & 0xffff_ffff_ffff)"
         try TemporaryPostgres.psql(url: base, "CREATE DATABASE \(name)")
-        guard let range = base.range(of: "/postgres") else { throw TestSupportError("unexpected test URL shape") }
+        guard let range = base.range(of: "/postgres?", options: .backwards) else { throw TestSupportError("unexpected test URL shape") }
         var url = base
-        url.replaceSubrange(range, with: "/\(name)")
+        url.replaceSubrange(range, with: "/\(name)?")
         return url
     }
 }

@@ -158,12 +158,13 @@ struct AdminAPITests {
                          "/tenants/acme/clients/crm/connections", "/tenants/acme/audit"] {
                 everything += try await h.call("GET", path).text
             }
-            let dump = try TemporaryPostgres.psql(url: h.databaseURL, """
+            let databaseURL = h.databaseURL
+            let dump = try await offPool { try TemporaryPostgres.psql(url: databaseURL, """
                 SELECT string_agg(t::text, E'\\n') FROM (
                   SELECT row_to_json(x)::text AS t FROM tenants x UNION ALL SELECT row_to_json(x)::text FROM api_keys x
                   UNION ALL SELECT row_to_json(x)::text FROM clients x UNION ALL SELECT row_to_json(x)::text FROM connections x
                   UNION ALL SELECT row_to_json(x)::text FROM audit_events x) rows
-                """)
+                """) }
             #expect(dump.contains("3MVG9-crm"))  // the dump is real
             for secret in [GatewayHarness.secret, key, GatewayHarness.adminToken, accessToken] + refreshTokens {
                 #expect(!everything.contains(secret))
@@ -193,7 +194,7 @@ struct AdminAPITests {
 
     @Test func rekeyResealsEverythingAndOldKeyCanThenBeDropped() async throws {
         let old = Keyring.generateKeyLine(id: "old")
-        let url = try TestDatabase.create(prefix: "rekey")
+        let url = try await TestDatabase.make(prefix: "rekey")
         let first = try await GatewayHarness.start(databaseURL: url, keys: old)
         let key = try await first.tenantWithKey("acme")
         try await first.authorizationCodeClient()
@@ -207,8 +208,8 @@ struct AdminAPITests {
         #expect(count == 3)  // client secret, refresh token, access token
         #expect(try await Rekey.run(pool: pool, keyring: both) == 0)
         await pool.close()
-        let sealed = try TemporaryPostgres.psql(url: url,
-            "SELECT concat_ws(',', client_secret) FROM clients UNION ALL SELECT concat_ws(',', refresh_token, access_token) FROM connections")
+        let sealed = try await offPool { try TemporaryPostgres.psql(url: url,
+            "SELECT concat_ws(',', client_secret) FROM clients UNION ALL SELECT concat_ws(',', refresh_token, access_token) FROM connections") }
         #expect(!sealed.contains("old:") && sealed.contains("new:"))
 
         // Only the new key now: the refresh token still opens and a fresh token is fetched with it.
@@ -225,10 +226,11 @@ struct AdminAPITests {
             try await h.authorizationCodeClient(id: "two", clientID: "3MVG9-two")
             #expect(try await h.exchange(key: key, client: "one", clientID: "3MVG9-one").status == 200)
             #expect(try await h.exchange(key: key, client: "two", clientID: "3MVG9-two").status == 200)
-            try TemporaryPostgres.psql(url: h.databaseURL, """
+            let databaseURL = h.databaseURL
+            _ = try await offPool { try TemporaryPostgres.psql(url: databaseURL, """
                 UPDATE connections SET refresh_token = (SELECT refresh_token FROM connections WHERE client_id = 'one'),
                   access_token = NULL WHERE client_id = 'two'
-                """)
+                """) }
             h.gateway.api.cache.removeAll()
             let moved = try await h.token(key: key, client: "two")
             #expect(moved.status == 500)

@@ -50,7 +50,8 @@ final class GatewayHarness: Sendable {
     static func start(
         databaseURL: String? = nil, keys: String? = nil, fake: FakeSalesforce? = nil, extra: [String: String] = [:]
     ) async throws -> GatewayHarness {
-        let url = try databaseURL ?? TestDatabase.create(prefix: "gw")
+        let url: String
+        if let databaseURL { url = databaseURL } else { url = try await TestDatabase.make(prefix: "gw") }
         let keys = keys ?? Keyring.generateKeyLine(id: "k1")
         let fake = try fake ?? FakeSalesforce.start(logger: logger())
         let configuration = try GatewayConfiguration.make(settings(databaseURL: url, keys: keys, extra: extra))

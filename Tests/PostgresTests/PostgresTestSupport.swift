@@ -11,14 +11,6 @@ let testLogger: Logger = {
     return logger
 }()
 
-/// Runs blocking test plumbing (initdb, pg_ctl, psql) on a thread of its own, so it never stalls Swift's cooperative
-/// pool while other tests measure that pool's responsiveness.
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result(catching: body)) }.start()
-    }
-}
-
 /// Awaits `operation`, but gives up after `seconds` (the operation keeps running detached): bounds every wait.
 func within<T: Sendable>(
     _ seconds: Double, _ what: String, _ operation: @escaping @Sendable () async throws -> T

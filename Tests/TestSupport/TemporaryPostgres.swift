@@ -278,3 +278,18 @@ public func eventually(within seconds: Double, _ condition: () async throws -> B
     } while Date() < deadline
     return try await condition()
 }
+
+/// Runs blocking test plumbing (initdb, pg_ctl, psql) on a thread of its own, so it never stalls Swift's cooperative
+/// pool while other tests measure that pool's responsiveness.
+public func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result(catching: body)) }.start()
+    }
+}
+
+extension TestDatabase {
+    /// `create(prefix:)` off the cooperative pool.
+    public static func make(prefix: String = "t") async throws -> String {
+        try await offPool { try create(prefix: prefix) }
+    }
+}

@@ -31,3 +31,5 @@ bash scripts/check-openapi.sh
 say "checking the Docker files"
 bash scripts/check-docker.sh
 say "all checks passed"
+count=$(grep -oE "Test run with [0-9]+ tests" "$PGTMP/swift-test.log" | tail -1 | grep -oE "[0-9]+")
+echo "tests: ${count:-0} passed, 0 failed"

@@ -73,23 +73,21 @@ public final class Metrics: Sendable {
             }
             out += "\(name)_bucket{le=\"+Inf\"} \(h.count)\n\(name)_sum \(h.sum)\n\(name)_count \(h.count)\n"
         }
-        out += "# HELP token_gateway_requests_total HTTP requests by route and status.\n"
-        out += "# TYPE token_gateway_requests_total counter\n"
-        for (key, count) in snapshot.requests.sorted(by: { $0.key < $1.key }) {
-            let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false)
-            out += "token_gateway_requests_total{route=\"\(parts[0])\",status=\"\(parts[1])\"} \(count)\n"
+        func labeled(_ name: String, _ help: String, _ labels: (String, String), _ counts: [String: Int]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n"
+            for (key, count) in counts.sorted(by: { $0.key < $1.key }) {
+                let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false)
+                out += "\(name){\(labels.0)=\"\(parts[0])\",\(labels.1)=\"\(parts[1])\"} \(count)\n"
+            }
         }
+        labeled("token_gateway_requests_total", "HTTP requests by route and status.", ("route", "status"), snapshot.requests)
         histogram("token_gateway_request_duration_seconds", "HTTP request duration.", snapshot.requestDuration)
         out += "# HELP token_gateway_cache_hits_total Token requests answered from memory.\n"
         out += "# TYPE token_gateway_cache_hits_total counter\ntoken_gateway_cache_hits_total \(snapshot.cacheHits)\n"
         out += "# HELP token_gateway_cache_misses_total Token requests that needed the database or Salesforce.\n"
         out += "# TYPE token_gateway_cache_misses_total counter\ntoken_gateway_cache_misses_total \(snapshot.cacheMisses)\n"
-        out += "# HELP token_gateway_upstream_requests_total Salesforce token calls by grant and outcome.\n"
-        out += "# TYPE token_gateway_upstream_requests_total counter\n"
-        for (key, count) in snapshot.upstream.sorted(by: { $0.key < $1.key }) {
-            let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false)
-            out += "token_gateway_upstream_requests_total{grant=\"\(parts[0])\",outcome=\"\(parts[1])\"} \(count)\n"
-        }
+        labeled("token_gateway_upstream_requests_total", "Salesforce token calls by grant and outcome.", ("grant", "outcome"),
+                snapshot.upstream)
         histogram("token_gateway_upstream_duration_seconds", "Salesforce token call duration.", snapshot.upstreamDuration)
         out += "# HELP token_gateway_refresh_failures_total Token fetches that failed.\n"
         out += "# TYPE token_gateway_refresh_failures_total counter\ntoken_gateway_refresh_failures_total \(snapshot.refreshFailures)\n"

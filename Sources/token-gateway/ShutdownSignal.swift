@@ -6,7 +6,13 @@ import Logging
 /// Waits for SIGTERM or SIGINT. The handlers live here, not in top-level code, so they do not inherit the main actor.
 enum ShutdownSignal {
     static func wait() async -> String {
-        await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
+        // A parent may have started us with these signals blocked (test runners do); unblock them.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, SIGTERM)
+        sigaddset(&unblock, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
+        return await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
             let resumed = Resumed()
             for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
                 signal(number, SIG_IGN)

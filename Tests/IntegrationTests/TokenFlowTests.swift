@@ -53,6 +53,12 @@ struct TokenFlowTests {
             let issued = try #require(ISO8601DateFormatter().date(from: issuedText))
             let expires = try #require(ISO8601DateFormatter().date(from: expiresText))
             #expect(expires.timeIntervalSince(issued) == 3600)
+            let metrics = try await h.call("GET", "/metrics", token: nil)
+            #expect(metrics.status == 200 && metrics.header("Content-Type")?.hasPrefix("text/plain") == true)
+            #expect(metrics.text.contains("token_gateway_cache_hits_total 1\n"))
+            #expect(metrics.text.contains(#"token_gateway_requests_total{route="/token",status="200"} 1"#))
+            #expect(metrics.text.contains(#"token_gateway_upstream_requests_total{grant="authorization_code",outcome="success"} 1"#))
+            #expect(!metrics.text.contains(try #require(cached["access_token"])))
         }
     }
 

@@ -48,14 +48,17 @@ post_script miss '{"client":"crm","min_ttl_seconds":86400}'
 rss() { awk '/VmRSS/ {print $2" "$3}' "/proc/$GWPID/status"; }
 RSS_IDLE=$(rss)
 run() { # name, wrk args...
-    local name=$1
+    local name=$1 out
     shift
-    wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" >"$WORK/$name.txt"
-    local rps p50 p99
-    rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/$name.txt")
-    p50=$(awk '$1=="50%" {print $2}' "$WORK/$name.txt")
-    p99=$(awk '$1=="99%" {print $2}' "$WORK/$name.txt")
-    non2xx=$(awk '/Non-2xx/ {print $4}' "$WORK/$name.txt")
+    out="$WORK/run-$RANDOM.txt"
+    local threads=2
+    [ "$CONNECTIONS" -lt 2 ] && threads=1
+    wrk -t"$threads" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" >"$out"
+    local rps p50 p99 non2xx
+    rps=$(awk '/Requests\/sec/ {print $2}' "$out")
+    p50=$(awk '$1=="50%" {print $2}' "$out")
+    p99=$(awk '$1=="99%" {print $2}' "$out")
+    non2xx=$(awk '/Non-2xx/ {print $4}' "$out")
     printf '| %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "${non2xx:-0}"
 }
 echo
@@ -66,6 +69,8 @@ echo "| --- | --- | --- | --- | --- |"
 run "nginx static token.json (reference)" "http://127.0.0.1:$NGPORT/token.json"
 run "gateway GET /healthz" "$GW/healthz"
 run "gateway POST /token, cache hit" -s "$WORK/hit.lua" "$GW/token"
+CONNECTIONS=1 run "gateway POST /token, cache hit, 1 connection (latency)" -s "$WORK/hit.lua" "$GW/token"
+CONNECTIONS=1 run "nginx static token.json, 1 connection (latency)" "http://127.0.0.1:$NGPORT/token.json"
 RSS_LOADED=$(rss)
 CALLS_BEFORE=$(curl -sf "$FAKE/__fake/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token_calls"])')
 wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WORK/miss.lua" "$GW/token" >"$WORK/miss.txt"

@@ -74,6 +74,7 @@ start_stack() {
     local bin=$1 work=$2
     shift 2
     STACK_WORK=$work
+    chmod 711 "$work"  # the postgres user must be able to enter it to reach its cluster folder
     local pgport
     pgport=$(free_port)
     pg_init "$work/pg"

@@ -2,6 +2,9 @@ import HTTPServer
 
 /// `POST /token` and `POST /exchange`: the routes internal services call with a tenant key.
 extension GatewayAPI {
+    static let tokenFields: Set<String> = ["client", "connection", "min_ttl_seconds", "force_refresh"]
+    static let exchangeFields: Set<String> = ["client", "code", "connection", "redirect_uri", "code_verifier"]
+
     static func tokenResponse(_ issued: IssuedToken, key: ConnectionKey) -> HTTPResponse {
         json(200) { writer in
             writer.field("access_token", issued.token.accessToken)
@@ -25,7 +28,7 @@ extension GatewayAPI {
 
     func token(_ context: RequestContext) throws -> Reply {
         let body = try body(context)
-        try body.only(["client", "connection", "min_ttl_seconds", "force_refresh"])
+        try body.only(Self.tokenFields)
         let (keyID, tenant) = callerTenant(context)
         let key = ConnectionKey(
             tenant: tenant, client: try body.id("client"), connection: try body.id("connection", default: "default"))
@@ -46,7 +49,7 @@ extension GatewayAPI {
 
     func exchange(_ context: RequestContext) throws -> Reply {
         let body = try body(context)
-        try body.only(["client", "code", "connection", "redirect_uri", "code_verifier"])
+        try body.only(Self.exchangeFields)
         let (keyID, tenant) = callerTenant(context)
         let key = ConnectionKey(
             tenant: tenant, client: try body.id("client"), connection: try body.id("connection", default: "default"))

@@ -54,13 +54,7 @@ public final class KeyRegistry: Sendable {
     }
 
     /// The key id inside a presented key, if it has the shape of one.
-    public static func keyID(of presented: String) -> String? {
-        let bytes = Array(presented.utf8)
-        guard bytes.count == 4 + 16 + 1 + 43, presented.hasPrefix("tgw_"), bytes[20] == UInt8(ascii: "_") else { return nil }
-        let id = bytes[4..<20]
-        guard id.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else { return nil }
-        return String(decoding: id, as: UTF8.self)
-    }
+    public static func keyID(of presented: String) -> String? { keyID(of: Array(presented.utf8)[...]) }
 
     /// The result of checking a bearer credential in memory.
     public enum Check: Sendable, Equatable {
@@ -73,9 +67,8 @@ public final class KeyRegistry: Sendable {
 
     /// Checks `Authorization: Bearer ...` in constant time against the admin token and the key hashes.
     public func check(authorization: String?) -> Check {
-        guard let authorization, authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " else { return .invalid }
-        let presented = authorization.dropFirst(7).trimmingCharacters(in: .whitespaces)
-        let hash = Array(SHA256.hash(data: Array(presented.utf8)))
+        guard let presented = Self.bearerCredential(authorization) else { return .invalid }
+        let hash = Array(SHA256.hash(data: presented))
         if Self.constantTimeEqual(hash, adminHash) { return .admin }
         guard let id = Self.keyID(of: presented) else { return .invalid }
         guard let entry = entries.withLock({ $0[id] }) else { return .unknownKey(id: id) }
@@ -84,12 +77,35 @@ public final class KeyRegistry: Sendable {
 
     /// Checks a presented key against a hash read from the database, and remembers it when it matches.
     public func admit(authorization: String?, id: String, tenant: String, hexHash: String) -> Bool {
-        guard let authorization else { return false }
-        let presented = authorization.dropFirst(7).trimmingCharacters(in: .whitespaces)
-        let hash = Array(SHA256.hash(data: Array(presented.utf8)))
+        guard let presented = Self.bearerCredential(authorization) else { return false }
+        let hash = Array(SHA256.hash(data: presented))
         guard let stored = Self.bytes(hex: hexHash), Self.constantTimeEqual(hash, stored) else { return false }
         entries.withLock { $0[id] = Entry(tenant: tenant, hash: stored) }
         return true
+    }
+
+    /// The bytes after `Bearer ` (scheme case-insensitive, surrounding spaces dropped), without Foundation on the hot path.
+    static func bearerCredential(_ header: String?) -> ArraySlice<UInt8>? {
+        guard let header else { return nil }
+        let bytes = Array(header.utf8)
+        let scheme: [UInt8] = Array("bearer ".utf8)
+        guard bytes.count > scheme.count,
+            zip(bytes.prefix(scheme.count), scheme).allSatisfy({ ($0 | 0x20) == $1 || ($0 == 0x20 && $1 == 0x20) })
+        else { return nil }
+        var credential = bytes[scheme.count...]
+        while let first = credential.first, first == 0x20 || first == 0x09 { credential = credential.dropFirst() }
+        while let last = credential.last, last == 0x20 || last == 0x09 { credential = credential.dropLast() }
+        return credential.isEmpty ? nil : credential
+    }
+
+    /// The key id inside presented key bytes.
+    static func keyID(of presented: ArraySlice<UInt8>) -> String? {
+        guard presented.count == 4 + 16 + 1 + 43, presented.starts(with: Array("tgw_".utf8)),
+            presented[presented.startIndex + 20] == UInt8(ascii: "_")
+        else { return nil }
+        let id = presented[(presented.startIndex + 4)..<(presented.startIndex + 20)]
+        guard id.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else { return nil }
+        return String(decoding: id, as: UTF8.self)
     }
 
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {

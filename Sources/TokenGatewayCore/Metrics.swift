@@ -3,6 +3,11 @@ import Synchronization
 /// The gateway's Prometheus metrics (`GET /metrics`). Cheap to update from any thread: one lock, no allocation on
 /// the common paths beyond dictionary updates.
 public final class Metrics: Sendable {
+    struct RouteStatus: Hashable {
+        var route: String
+        var status: Int
+    }
+
     struct Histogram {
         static let bounds: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
         var buckets = [Int](repeating: 0, count: bounds.count)
@@ -17,7 +22,7 @@ public final class Metrics: Sendable {
     }
 
     struct State {
-        var requests: [String: Int] = [:]  // "route\u{0}status"
+        var requests: [RouteStatus: Int] = [:]
         var requestDuration = Histogram()
         var cacheHits = 0
         var cacheMisses = 0
@@ -35,7 +40,7 @@ public final class Metrics: Sendable {
     public func request(route: String, status: Int, duration: Duration) {
         let seconds = duration.seconds
         state.withLock {
-            $0.requests["\(route)\u{0}\(status)", default: 0] += 1
+            $0.requests[RouteStatus(route: route, status: status), default: 0] += 1
             $0.requestDuration.observe(seconds)
         }
     }
@@ -80,7 +85,8 @@ public final class Metrics: Sendable {
                 out += "\(name){\(labels.0)=\"\(parts[0])\",\(labels.1)=\"\(parts[1])\"} \(count)\n"
             }
         }
-        labeled("token_gateway_requests_total", "HTTP requests by route and status.", ("route", "status"), snapshot.requests)
+        labeled("token_gateway_requests_total", "HTTP requests by route and status.", ("route", "status"),
+                Dictionary(uniqueKeysWithValues: snapshot.requests.map { ("\($0.key.route)\u{0}\($0.key.status)", $0.value) }))
         histogram("token_gateway_request_duration_seconds", "HTTP request duration.", snapshot.requestDuration)
         out += "# HELP token_gateway_cache_hits_total Token requests answered from memory.\n"
         out += "# TYPE token_gateway_cache_hits_total counter\ntoken_gateway_cache_hits_total \(snapshot.cacheHits)\n"

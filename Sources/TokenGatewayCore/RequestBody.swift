@@ -8,9 +8,7 @@ public struct RequestBody: Sendable {
     public static func parse(_ request: HTTPRequest, maxBytes: Int) throws(GatewayError) -> RequestBody {
         if request.bodyTooLarge { throw .payloadTooLarge(limit: maxBytes) }
         if !request.body.isEmpty {
-            let type = request.headers["Content-Type"] ?? ""
-            let media = type.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-            guard media == "application/json" else { throw .unsupportedMediaType }
+            guard isJSON(request.headers["Content-Type"]) else { throw .unsupportedMediaType }
         }
         guard !request.body.isEmpty else { throw .invalidRequest("The request needs a JSON object body.") }
         let value: JSONValue
@@ -23,8 +21,22 @@ public struct RequestBody: Sendable {
 
     public init(members: [String: JSONValue]) { self.members = members }
 
+    /// `application/json`, any case, optionally followed by parameters such as `; charset=utf-8`.
+    static func isJSON(_ contentType: String?) -> Bool {
+        guard let contentType else { return false }
+        var bytes = Array(contentType.utf8)[...]
+        while let first = bytes.first, first == 0x20 || first == 0x09 { bytes = bytes.dropFirst() }
+        let media: [UInt8] = Array("application/json".utf8)
+        guard bytes.count >= media.count, zip(bytes.prefix(media.count), media).allSatisfy({ ($0 | 0x20) == $1 || $0 == $1 })
+        else { return false }
+        let rest = bytes.dropFirst(media.count)
+        guard let next = rest.first(where: { $0 != 0x20 && $0 != 0x09 }) else { return true }
+        return next == UInt8(ascii: ";")
+    }
+
     /// Refuses members that are not in `allowed`, naming the first unknown one.
     public func only(_ allowed: Set<String>) throws(GatewayError) {
+        if members.keys.allSatisfy(allowed.contains) { return }
         if let unknown = members.keys.sorted().first(where: { !allowed.contains($0) }) {
             throw .invalidRequest("\(unknown): unknown field.")
         }

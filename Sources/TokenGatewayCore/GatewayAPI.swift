@@ -125,18 +125,9 @@ public final class GatewayAPI: Sendable {
         case .unknownKey(let id) where access == .tenantKey || access == .admin:
             // A key made on another replica a moment ago: look it up once, then serve from memory.
             return .deferred { [self] in
-                let admitted: Caller?
-                do {
-                    let rows = try await store.keyHashes(id: id)
-                    admitted = rows.first.flatMap { row in
-                        keys.admit(authorization: request.headers["Authorization"], id: id, tenant: row.tenant, hexHash: row.hash)
-                            ? Caller.key(id: id, tenant: row.tenant) : nil
-                    }
-                } catch {
-                    return finish(GatewayError.unavailable.response)
+                await RequestScope.$requestID.withValue(request.requestID) {
+                    await self.admitThenServe(request, parameters, id: id, access: access, logger: logger, handler, finish)
                 }
-                guard let admitted else { return finish(GatewayError.unauthorized.response) }
-                return await Self.resolve(self.run(request, parameters, caller: admitted, access: access, logger: logger, handler), finish)
             }
         case .unknownKey, .invalid:
             if access != .anyone { return .response(finish(GatewayError.unauthorized.response)) }
@@ -146,8 +137,29 @@ public final class GatewayAPI: Sendable {
         switch reply {
         case .now(let response): return .response(finish(response))
         case .later(let work):
-            return .deferred { await Self.resolve(.later(work), finish) }
+            return .deferred {
+                await RequestScope.$requestID.withValue(request.requestID) { await Self.resolve(.later(work), finish) }
+            }
         }
+    }
+
+    /// Serves a request whose key this replica has not seen yet: one database lookup, then the usual path.
+    func admitThenServe(
+        _ request: HTTPRequest, _ parameters: PathParameters, id: String, access: Access, logger: Logger,
+        _ handler: @escaping Handler, _ finish: @Sendable (HTTPResponse) -> HTTPResponse
+    ) async -> HTTPResponse {
+        let admitted: Caller?
+        do {
+            let rows = try await store.keyHashes(id: id)
+            admitted = rows.first.flatMap { row in
+                keys.admit(authorization: request.headers["Authorization"], id: id, tenant: row.tenant, hexHash: row.hash)
+                    ? Caller.key(id: id, tenant: row.tenant) : nil
+            }
+        } catch {
+            return finish(GatewayError.unavailable.response)
+        }
+        guard let admitted else { return finish(GatewayError.unauthorized.response) }
+        return await Self.resolve(run(request, parameters, caller: admitted, access: access, logger: logger, handler), finish)
     }
 
     func run(_ request: HTTPRequest, _ parameters: PathParameters, caller: Caller, access: Access, logger: Logger,

@@ -2,18 +2,26 @@ import Foundation
 import Logging
 import Synchronization
 
+/// The request being served by the current task, so every log line written on its behalf carries its id.
+public enum RequestScope {
+    @TaskLocal public static var requestID: String?
+}
+
 /// swift-log handler writing one JSON object per line (`ts`, `level`, `msg`, `label`, then metadata) to stderr.
 public struct JSONLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level = .info
     let label: String
     let json: Bool
+    let sink: (@Sendable (String) -> Void)?
 
     static let lock = Mutex(())
 
-    public init(label: String, json: Bool = true) {
+    /// Writes to stderr, or hands each finished line to `sink` (tests read what would have been logged).
+    public init(label: String, json: Bool = true, sink: (@Sendable (String) -> Void)? = nil) {
         self.label = label
         self.json = json
+        self.sink = sink
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -24,6 +32,7 @@ public struct JSONLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { $1 } }
+        if merged["request_id"] == nil, let id = RequestScope.requestID { merged["request_id"] = .string(id) }
         let now = Date().timeIntervalSince1970
         let stamp = Timestamp.rfc3339(now).dropLast() + String(format: ".%03dZ", Int((now - now.rounded(.down)) * 1000))
         let line: String
@@ -40,6 +49,10 @@ public struct JSONLogHandler: LogHandler {
         } else {
             let fields = merged.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             line = "\(stamp) \(event.level.rawValue.uppercased()) \(event.message)\(fields.isEmpty ? "" : " " + fields)\n"
+        }
+        if let sink {
+            sink(line)
+            return
         }
         Self.lock.withLock { _ in
             var bytes = Array(line.utf8)

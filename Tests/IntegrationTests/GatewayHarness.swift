@@ -48,14 +48,15 @@ final class GatewayHarness: Sendable {
     }
 
     static func start(
-        databaseURL: String? = nil, keys: String? = nil, fake: FakeSalesforce? = nil, extra: [String: String] = [:]
+        databaseURL: String? = nil, keys: String? = nil, fake: FakeSalesforce? = nil, extra: [String: String] = [:],
+        logger gatewayLogger: Logger? = nil
     ) async throws -> GatewayHarness {
         let url: String
         if let databaseURL { url = databaseURL } else { url = try await TestDatabase.make(prefix: "gw") }
         let keys = keys ?? Keyring.generateKeyLine(id: "k1")
         let fake = try fake ?? FakeSalesforce.start(logger: logger())
         let configuration = try GatewayConfiguration.make(settings(databaseURL: url, keys: keys, extra: extra))
-        let gateway = try await Gateway.start(configuration: configuration, logger: logger())
+        let gateway = try await Gateway.start(configuration: configuration, logger: gatewayLogger ?? logger())
         return try GatewayHarness(fake: fake, databaseURL: url, keys: keys, gateway: gateway, extra: extra)
     }
 

@@ -1,0 +1,123 @@
+import FakeSalesforce
+import Foundation
+import Logging
+import Synchronization
+import Testing
+import TestSupport
+import _CryptoExtras
+
+@testable import TokenGatewayCore
+
+@Suite(.enabled(if: TestEnvironment.databaseURL != nil, "needs scripts/test.sh's PostgreSQL"))
+struct MoreTokenTests {
+    @Test func aClientSalesforceRefusesIsClientRejected() async throws {
+        try await withHarness { h in
+            let key = try await h.tenantWithKey()
+            try await h.authorizationCodeClient()
+            #expect(try await h.exchange(key: key).status == 200)
+            let patched = try await h.call("PATCH", "/tenants/acme/clients/crm", json: #"{"client_secret":"wrong-secret"}"#)
+            #expect(patched.status == 200)
+            let refused = try await h.token(key: key)
+            #expect(refused.status == 409 && refused["error"] == "client_rejected", "\(refused.text)")
+            #expect(refused.json?["upstream"]?["error"] == .string("invalid_client"))
+            // The connection itself is fine: fixing the client is enough.
+            #expect(try await h.call("PATCH", "/tenants/acme/clients/crm", json: #"{"client_secret":"\#(GatewayHarness.secret)"}"#).status == 200)
+            #expect(try await h.token(key: key).status == 200)
+        }
+    }
+
+    @Test func callsReachingSalesforceAreLimitedPerKey() async throws {
+        try await withHarness(extra: ["TOKEN_GATEWAY_KEY_UPSTREAM_LIMIT_PER_MINUTE": "2"]) { h in
+            let key = try await h.tenantWithKey()
+            try await h.authorizationCodeClient()
+            #expect(try await h.exchange(key: key).status == 200)
+            let forced = #","min_ttl_seconds":86400"#
+            #expect(try await h.token(key: key, extra: forced).status == 200)
+            #expect(try await h.token(key: key, extra: forced).status == 200)
+            let limited = try await h.token(key: key, extra: forced)
+            #expect(limited.status == 429 && limited["error"] == "rate_limited", "\(limited.text)")
+            #expect(Int(limited.header("Retry-After") ?? "") ?? 0 >= 1)
+            // Served from the cache, the same key is not limited.
+            #expect(try await h.token(key: key).status == 200)
+        }
+    }
+
+    @Test func transientFailuresAreRetriedOnlyWhereRepeatingIsSafe() async throws {
+        try await withHarness { h in
+            let key = try await h.tenantWithKey()
+            try await h.authorizationCodeClient()
+            #expect(try await h.exchange(key: key).status == 200)
+            h.fake.register(FakeConnectedApp(
+                clientID: "3MVG9-cc", clientSecret: "cc-secret", redirectURIs: [], clientCredentialsUser: "ops@acme.example"))
+            #expect(try await h.call("POST", "/tenants/acme/clients", json: """
+                {"id":"cc","grant_type":"client_credentials","login_url":"\(h.fake.baseURL)","client_id":"3MVG9-cc","client_secret":"cc-secret"}
+                """).status == 201)
+            // Stateless grant: a 500 and garbage are retried, the third attempt succeeds.
+            h.fake.injectFaults([.serverError, .garbage])
+            var before = h.fake.stats.tokenCalls
+            let cc = try await h.token(key: key, client: "cc")
+            #expect(cc.status == 200 && cc["source"] == "upstream")
+            #expect(h.fake.stats.tokenCalls == before + 3)
+            // A refresh token is never repeated after Salesforce may have acted on it.
+            h.fake.injectFaults([.serverError])
+            before = h.fake.stats.tokenCalls
+            #expect(try await h.token(key: key, extra: #","min_ttl_seconds":86400"#).status == 502)
+            #expect(h.fake.stats.tokenCalls == before + 1)
+            // Bounded: three 500s in a row end the attempt.
+            h.fake.injectFaults([.serverError, .serverError, .serverError, .serverError])
+            before = h.fake.stats.tokenCalls
+            #expect(try await h.token(key: key, client: "cc", extra: #","min_ttl_seconds":86400"#).status == 502)
+            #expect(h.fake.stats.tokenCalls == before + 3)
+            h.fake.injectFaults([])
+        }
+    }
+
+    @Test func keyUseIsRecordedInBatchesWithTokenCountsInTheAudit() async throws {
+        try await withHarness { h in
+            let key = try await h.tenantWithKey()
+            try await h.authorizationCodeClient()
+            #expect(try await h.exchange(key: key).status == 200)
+            for _ in 0..<3 { #expect(try await h.token(key: key).status == 200) }
+            let before = try await h.call("GET", "/tenants/acme/keys")
+            #expect(before.text.contains(#""last_used_at":null"#))  // no write per request
+            await h.gateway.flushUsage()
+            let after = try await h.call("GET", "/tenants/acme/keys")
+            #expect(!after.text.contains(#""last_used_at":null"#), "\(after.text)")
+            let audit = try await h.call("GET", "/tenants/acme/audit")
+            guard case .array(let events)? = audit.json?["events"] else { Issue.record("no events"); return }
+            let issued = events.first { $0["action"] == .string("token.issued") }
+            #expect(issued?["count"] == .number(4))  // the exchange and three tokens
+        }
+    }
+
+    @Test func logLinesCarryTheRequestIDAndNeverASecret() async throws {
+        let lines = Mutex<[String]>([])
+        var logger = Logger(label: "gateway") { label in
+            JSONLogHandler(label: label, sink: { line in lines.withLock { $0.append(line) } })
+        }
+        logger.logLevel = .trace
+        let h = try await GatewayHarness.start(logger: logger)
+        do {
+            let key = try await h.tenantWithKey()
+            try await h.authorizationCodeClient(rotate: true)
+            let exchanged = try await h.exchange(key: key)
+            h.fake.injectFaults([.badSignature])
+            _ = try await h.token(key: key, extra: #","min_ttl_seconds":86400"#)
+            let reply = try await h.call("POST", "/token", token: key, json: #"{"client":"crm"}"#,
+                                         headers: [("X-Request-Id", "trace-me-123")])
+            #expect(reply.header("X-Request-Id") == "trace-me-123")
+            let logged = lines.withLock { $0 }
+            #expect(logged.contains { $0.contains(#""request_id":"trace-me-123""#) })
+            let requestLines = logged.filter { $0.contains(#""msg":"request""#) }
+            #expect(requestLines.count >= 5 && requestLines.allSatisfy { $0.contains(#""request_id":"#) })
+            #expect(logged.contains { $0.contains("token fetch failed") && $0.contains(#""request_id":"#) })
+            var secrets = [GatewayHarness.secret, key, GatewayHarness.adminToken, try #require(exchanged["access_token"])]
+            secrets += h.fake.refreshTokens(clientID: "3MVG9-crm")
+            for line in logged { for secret in secrets { #expect(!line.contains(secret)) } }
+        } catch {
+            await h.stop()
+            throw error
+        }
+        await h.stop()
+    }
+}

@@ -56,5 +56,8 @@ cat >&2 <<INFO
 INFO
 .build/debug/token-gateway serve &
 gateway=$!
-trap 'kill -TERM $gateway 2>/dev/null; wait $gateway 2>/dev/null; pg_stop "$PGDIR"' EXIT INT TERM
-wait $gateway
+trap 'kill -TERM $gateway 2>/dev/null || true; wait $gateway 2>/dev/null || true; pg_stop "$PGDIR"' EXIT
+trap 'exit 130' INT TERM
+status=0
+wait $gateway || status=$?
+exit $status

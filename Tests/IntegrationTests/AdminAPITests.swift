@@ -144,6 +144,25 @@ struct AdminAPITests {
         }
     }
 
+    @Test func deletingAConnectionOrClientRevokesRefreshTokensAtSalesforce() async throws {
+        try await withHarness { h in
+            let key = try await h.tenantWithKey()
+            try await h.authorizationCodeClient()
+            #expect(try await h.exchange(key: key, connection: "one").status == 200)
+            #expect(try await h.exchange(key: key, connection: "two").status == 200)
+            let listed = try await h.call("GET", "/tenants/acme/clients/crm/connections")
+            #expect(listed.text.contains(#""id":"one""#) && listed.text.contains(#""id":"two""#))
+            #expect(try await h.call("DELETE", "/tenants/acme/clients/crm/connections/one").status == 204)
+            #expect(try await h.call("DELETE", "/tenants/acme/clients/crm/connections/one").status == 404)
+            #expect(try await h.token(key: key, connection: "one").status == 404)
+            #expect(try await eventually(within: 5) { h.fake.stats.revokeCalls == 1 })
+            #expect(try await h.token(key: key, connection: "two").status == 200)
+            #expect(try await h.call("DELETE", "/tenants/acme").status == 204)
+            #expect(try await eventually(within: 5) { h.fake.stats.revokeCalls == 2 })
+            #expect(try await h.token(key: key, connection: "two").status == 401)  // the tenant's keys went with it
+        }
+    }
+
     @Test func secretsNeverAppearInResponsesOrTheDatabase() async throws {
         try await withHarness { h in
             let key = try await h.tenantWithKey("acme")

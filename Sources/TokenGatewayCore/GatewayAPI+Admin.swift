@@ -2,6 +2,19 @@ import HTTPServer
 
 /// The admin routes: tenants, API keys, clients, connections and the audit log.
 extension GatewayAPI {
+    /// `{"<name>": [ ...items written by write... ]}` with status 200.
+    static func list<Item>(_ name: String, _ items: [Item], _ write: (Item, inout JSONWriter) -> Void) -> HTTPResponse {
+        json(200) { writer in
+            writer.beginArray(name)
+            for item in items {
+                writer.beginObject()
+                write(item, &writer)
+                writer.endObject()
+            }
+            writer.endArray()
+        }
+    }
+
     func tenantParameter(_ context: RequestContext) throws(GatewayError) -> String {
         let tenant = context.parameter("tenant")
         guard ResourceID.isValid(tenant) else { throw .notFound("Tenant '\(tenant.prefix(63))' does not exist.") }
@@ -46,16 +59,7 @@ extension GatewayAPI {
     }
 
     func listTenants() async throws -> HTTPResponse {
-        let tenants = try await store.tenants()
-        return Self.json(200) { writer in
-            writer.beginArray("tenants")
-            for tenant in tenants {
-                writer.beginObject()
-                Self.write(tenant, into: &writer)
-                writer.endObject()
-            }
-            writer.endArray()
-        }
+        Self.list("tenants", try await store.tenants()) { Self.write($0, into: &$1) }
     }
 
     func getTenant(_ context: RequestContext) async throws -> HTTPResponse {
@@ -97,18 +101,11 @@ extension GatewayAPI {
     func listKeys(_ context: RequestContext) async throws -> HTTPResponse {
         let tenant = try tenantParameter(context)
         try await requireTenant(tenant)
-        let list = try await store.keys(tenant: tenant)
-        return Self.json(200) { writer in
-            writer.beginArray("keys")
-            for key in list {
-                writer.beginObject()
-                writer.field("id", key.id)
-                writer.field("name", key.name)
-                writer.field("created_at", key.createdAt)
-                writer.field("last_used_at", key.lastUsedAt)
-                writer.endObject()
-            }
-            writer.endArray()
+        return Self.list("keys", try await store.keys(tenant: tenant)) { key, writer in
+            writer.field("id", key.id)
+            writer.field("name", key.name)
+            writer.field("created_at", key.createdAt)
+            writer.field("last_used_at", key.lastUsedAt)
         }
     }
 
@@ -154,16 +151,7 @@ extension GatewayAPI {
     func listClients(_ context: RequestContext) async throws -> HTTPResponse {
         let tenant = try tenantParameter(context)
         try await requireTenant(tenant)
-        let list = try await store.clients(tenant: tenant)
-        return Self.json(200) { writer in
-            writer.beginArray("clients")
-            for client in list {
-                writer.beginObject()
-                Self.write(client, into: &writer)
-                writer.endObject()
-            }
-            writer.endArray()
-        }
+        return Self.list("clients", try await store.clients(tenant: tenant)) { Self.write($0, into: &$1) }
     }
 
     func getClient(_ context: RequestContext) async throws -> HTTPResponse {
@@ -208,20 +196,14 @@ extension GatewayAPI {
             list.insert(Connection(id: "default", userID: nil, orgID: nil, instanceURL: nil, status: "active",
                                    createdAt: client.createdAt, refreshedAt: nil), at: 0)
         }
-        return Self.json(200) { writer in
-            writer.beginArray("connections")
-            for connection in list {
-                writer.beginObject()
-                writer.field("id", connection.id)
-                writer.field("user_id", connection.userID)
-                writer.field("org_id", connection.orgID)
-                writer.field("instance_url", connection.instanceURL)
-                writer.field("status", connection.status)
-                writer.field("created_at", connection.createdAt)
-                writer.field("refreshed_at", connection.refreshedAt)
-                writer.endObject()
-            }
-            writer.endArray()
+        return Self.list("connections", list) { connection, writer in
+            writer.field("id", connection.id)
+            writer.field("user_id", connection.userID)
+            writer.field("org_id", connection.orgID)
+            writer.field("instance_url", connection.instanceURL)
+            writer.field("status", connection.status)
+            writer.field("created_at", connection.createdAt)
+            writer.field("refreshed_at", connection.refreshedAt)
         }
     }
 

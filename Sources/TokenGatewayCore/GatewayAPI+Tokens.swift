@@ -21,38 +21,37 @@ extension GatewayAPI {
         }
     }
 
-    func callerTenant(_ context: RequestContext) -> (keyID: String, tenant: String) {
-        if case .key(let id, let tenant) = context.caller { return (id, tenant) }
-        return ("", "")
+    /// The body of a token route, with the calling key and the connection it names (always in the key's tenant).
+    func tokenRequest(_ context: RequestContext, fields: Set<String>) throws -> (
+        body: RequestBody, keyID: String, key: ConnectionKey
+    ) {
+        let body = try body(context)
+        try body.only(fields)
+        guard case .key(let keyID, let tenant) = context.caller else { throw GatewayError.tenantKeyOnly }
+        let key = ConnectionKey(
+            tenant: tenant, client: try body.id("client"), connection: try body.id("connection", default: "default"))
+        return (body, keyID, key)
     }
 
     func token(_ context: RequestContext) throws -> Reply {
-        let body = try body(context)
-        try body.only(Self.tokenFields)
-        let (keyID, tenant) = callerTenant(context)
-        let key = ConnectionKey(
-            tenant: tenant, client: try body.id("client"), connection: try body.id("connection", default: "default"))
+        let (body, keyID, key) = try tokenRequest(context, fields: Self.tokenFields)
         let minTTL = Double(try body.integer("min_ttl_seconds", 0...86400) ?? 60)
         let force = try body.bool("force_refresh") ?? false
         if let token = tokens.cachedToken(key, minTTL: minTTL, force: force) {
             metrics.cacheHit()
-            keys.tokenIssued(id: keyID, tenant: tenant)
+            keys.tokenIssued(id: keyID, tenant: key.tenant)
             return .now(Self.tokenResponse(IssuedToken(token: token, source: .cache), key: key))
         }
         metrics.cacheMiss()
         return .later { [self] in
             let issued = try await tokens.fetchToken(key, minTTL: minTTL, force: force, keyID: keyID)
-            keys.tokenIssued(id: keyID, tenant: tenant)
+            keys.tokenIssued(id: keyID, tenant: key.tenant)
             return Self.tokenResponse(issued, key: key)
         }
     }
 
     func exchange(_ context: RequestContext) throws -> Reply {
-        let body = try body(context)
-        try body.only(Self.exchangeFields)
-        let (keyID, tenant) = callerTenant(context)
-        let key = ConnectionKey(
-            tenant: tenant, client: try body.id("client"), connection: try body.id("connection", default: "default"))
+        let (body, keyID, key) = try tokenRequest(context, fields: Self.exchangeFields)
         let pasted = try body.requiredString("code", length: 1...4096)
         let redirectURI = try body.string("redirect_uri", length: 1...2048)
         let verifier = try body.string("code_verifier", length: 43...128)
@@ -73,7 +72,7 @@ extension GatewayAPI {
         return .later { [self] in
             let issued = try await tokens.exchange(
                 key, code: code, redirectURI: redirectURI, codeVerifier: verifier, actor: context.caller.actor)
-            keys.tokenIssued(id: keyID, tenant: tenant)
+            keys.tokenIssued(id: keyID, tenant: key.tenant)
             return Self.tokenResponse(issued, key: key)
         }
     }

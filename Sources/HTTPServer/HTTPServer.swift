@@ -3,9 +3,9 @@ import Logging
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// An HTTP/1.1 server on libmicrohttpd: a pool of epoll worker threads answers requests through an
@@ -187,9 +187,9 @@ private final class Daemon: @unchecked Sendable {
             let socket = MHD_quiesce_daemon(pointer)
             guard socket >= 0 else { return }
             #if canImport(Glibc)
-            _ = Glibc.shutdown(socket, Int32(SHUT_RDWR))  // best effort: without it, connects queue until stop
+                _ = Glibc.shutdown(socket, Int32(SHUT_RDWR))  // best effort: without it, connects queue until stop
             #else
-            _ = Darwin.shutdown(socket, SHUT_RDWR)  // best effort: without it, connects queue until stop
+                _ = Darwin.shutdown(socket, SHUT_RDWR)  // best effort: without it, connects queue until stop
             #endif
             state.listenSocket = socket
         }

@@ -3,9 +3,9 @@ import Logging
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The state libmicrohttpd's callbacks reach through their `cls` pointer: the handler, the limits, and the
@@ -48,16 +48,17 @@ final class ServerCore: Sendable {
     }
 
     /// URI-log callback: the first sight of a request, with its raw target; returns the new `*con_cls`.
-    static let uriLog: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, OpaquePointer?) ->
-        UnsafeMutableRawPointer? = { cls, uri, _ in
-            guard let cls else { return nil }
-            // Unmanaged: see accessHandler.
-            let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
-            let context = RequestContext(target: uri.map { String(cString: $0) } ?? "/")
-            core.activeRequests.add(1, ordering: .relaxed)
-            // Unmanaged: the +1 is owned by libmicrohttpd's `*con_cls` and given back in `requestCompleted`.
-            return Unmanaged.passRetained(context).toOpaque()
-        }
+    static let uriLog:
+        @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, OpaquePointer?) ->
+            UnsafeMutableRawPointer? = { cls, uri, _ in
+                guard let cls else { return nil }
+                // Unmanaged: see accessHandler.
+                let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
+                let context = RequestContext(target: uri.map { String(cString: $0) } ?? "/")
+                core.activeRequests.add(1, ordering: .relaxed)
+                // Unmanaged: the +1 is owned by libmicrohttpd's `*con_cls` and given back in `requestCompleted`.
+                return Unmanaged.passRetained(context).toOpaque()
+            }
 
     /// MHD_RequestCompletedCallback: releases the context whatever way the request ended.
     static let requestCompleted: MHD_RequestCompletedCallback = { cls, _, conCls, termination in
@@ -111,7 +112,8 @@ final class ServerCore: Sendable {
 
         if uploadDataSize.pointee > 0 {
             if let uploadData {
-                context.appendBody(UnsafeRawBufferPointer(start: uploadData, count: uploadDataSize.pointee),
+                context.appendBody(
+                    UnsafeRawBufferPointer(start: uploadData, count: uploadDataSize.pointee),
                     limit: maxBodyBytes)
             }
             uploadDataSize.pointee = 0
@@ -147,7 +149,8 @@ final class ServerCore: Sendable {
         case .queue(let response, let requestID):
             return queue(response, requestID: requestID, on: connection)
         case .dispatch(let body, let tooLarge):
-            let request = makeRequest(connection: connection, context: context, method: method, body: body,
+            let request = makeRequest(
+                connection: connection, context: context, method: method, body: body,
                 tooLarge: tooLarge)
             context.state.withLock { $0.requestID = request.requestID }
             switch handler.handle(request) {
@@ -284,7 +287,8 @@ final class ServerCore: Sendable {
                 requestID: requestID, on: connection)
             return .YES
         } catch {
-            logger.error("cannot send fallback response", metadata: ["request-id": "\(requestID)", "error": "\(error)"])
+            logger.error(
+                "cannot send fallback response", metadata: ["request-id": "\(requestID)", "error": "\(error)"])
             return .NO  // closes the connection
         }
     }

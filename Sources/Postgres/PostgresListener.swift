@@ -19,9 +19,11 @@ public final class PostgresListener: Sendable {
     ) {
         let accepted = channels.filter(Self.isValidChannelName)
         for rejected in channels where !Self.isValidChannelName(rejected) {
-            logger.error("rejected LISTEN channel name (allowed: [a-z0-9_], 1-63 characters)", metadata: [
-                "channel": .string(String(rejected.prefix(80)))
-            ])
+            logger.error(
+                "rejected LISTEN channel name (allowed: [a-z0-9_], 1-63 characters)",
+                metadata: [
+                    "channel": .string(String(rejected.prefix(80)))
+                ])
         }
         loop = ListenerLoop(
             settings: ConnectionSettings(url: url, connectTimeoutSeconds: 3, logger: logger),
@@ -36,8 +38,10 @@ public final class PostgresListener: Sendable {
     /// into `LISTEN "name"` without any escaping question.
     public static func isValidChannelName(_ name: String) -> Bool {
         !name.isEmpty && name.utf8.count <= 63
-            && name.utf8.allSatisfy { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0)
-                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "_") }
+            && name.utf8.allSatisfy {
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "_")
+            }
     }
 
     /// The channels actually listened to (the valid ones of those given).
@@ -119,8 +123,9 @@ final class ListenerLoop: @unchecked Sendable {
 
     /// Sleeps for `duration` unless `stop()` comes first; returns true when stopping.
     private func pause(_ duration: Duration) -> Bool {
-        let deadline = Date().addingTimeInterval(Double(duration.components.seconds)
-            + Double(duration.components.attoseconds) / 1e18)
+        let deadline = Date().addingTimeInterval(
+            Double(duration.components.seconds)
+                + Double(duration.components.attoseconds) / 1e18)
         condition.lock()
         defer { condition.unlock() }
         while !stopping && condition.wait(until: deadline) {}

@@ -5,22 +5,28 @@ import _CryptoExtras
 /// JSON merge: `null` removes an optional field), then the whole result is validated for its grant type.
 public enum ClientValidation {
     static let fields: Set<String> = [
-        "id", "grant_type", "login_url", "client_id", "client_secret", "redirect_uri", "scopes", "username", "private_key",
+        "id", "grant_type", "login_url", "client_id", "client_secret", "redirect_uri", "scopes", "username",
+        "private_key",
         "audience", "token_ttl_seconds",
     ]
 
     static func validScope(_ scope: String) -> Bool {
         (1...64).contains(scope.utf8.count)
             && scope.utf8.allSatisfy { c in
-                (0x30...0x39).contains(c) || (0x41...0x5A).contains(c) || (0x61...0x7A).contains(c) || c == 0x5F || c == 0x3A
+                (0x30...0x39).contains(c) || (0x41...0x5A).contains(c) || (0x61...0x7A).contains(c) || c == 0x5F
+                    || c == 0x3A
                     || c == 0x2E || c == 0x2D
             }
     }
 
-    static func printable(_ text: String) -> Bool { text.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F } }
+    static func printable(_ text: String) -> Bool {
+        text.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F }
+    }
 
     /// Builds the client of a POST body.
-    public static func create(tenant: String, body: RequestBody, allowList: UpstreamAllowList) throws(GatewayError) -> Client {
+    public static func create(tenant: String, body: RequestBody, allowList: UpstreamAllowList) throws(GatewayError)
+        -> Client
+    {
         try body.only(fields)
         let id = try body.id("id")
         guard let grantText = try body.string("grant_type", length: 1...64) else {
@@ -39,10 +45,14 @@ public enum ClientValidation {
     }
 
     /// Applies a PATCH body to `existing` and validates the merged client.
-    public static func patch(_ existing: Client, body: RequestBody, allowList: UpstreamAllowList) throws(GatewayError) -> Client {
+    public static func patch(_ existing: Client, body: RequestBody, allowList: UpstreamAllowList) throws(GatewayError)
+        -> Client
+    {
         try body.only(fields)
         if body.has("id") {
-            guard (try body.string("id", length: 1...63)) == existing.id else { throw .invalidRequest("id: cannot change.") }
+            guard (try body.string("id", length: 1...63)) == existing.id else {
+                throw .invalidRequest("id: cannot change.")
+            }
         }
         var client = existing
         if body.has("grant_type") {
@@ -76,17 +86,24 @@ public enum ClientValidation {
             throw .invalidRequest("login_url: is required for client_credentials: use the org's My Domain URL.")
         }
         guard let login = ParsedURL(client.loginURL), login.query == nil, !client.loginURL.contains("#") else {
-            throw .invalidRequest("login_url: must be an absolute URL without query, e.g. https://login.salesforce.com.")
+            throw .invalidRequest(
+                "login_url: must be an absolute URL without query, e.g. https://login.salesforce.com.")
         }
         guard allowList.allows(login) else {
             throw .invalidRequest(
-                "login_url: \(login.scheme)://\(login.host) is not in TOKEN_GATEWAY_UPSTREAM_ALLOWLIST (Salesforce's https domains by default).")
+                "login_url: \(login.scheme)://\(login.host) is not in TOKEN_GATEWAY_UPSTREAM_ALLOWLIST (Salesforce's https domains by default)."
+            )
         }
-        if client.grantType == .clientCredentials && (login.host == "login.salesforce.com" || login.host == "test.salesforce.com") {
-            throw .invalidRequest("login_url: client_credentials needs the org's My Domain URL; Salesforce refuses it on \(login.host).")
+        if client.grantType == .clientCredentials
+            && (login.host == "login.salesforce.com" || login.host == "test.salesforce.com")
+        {
+            throw .invalidRequest(
+                "login_url: client_credentials needs the org's My Domain URL; Salesforce refuses it on \(login.host).")
         }
         guard !client.clientID.isEmpty else { throw .invalidRequest("client_id: is required.") }
-        guard printable(client.clientID) else { throw .invalidRequest("client_id: must be printable ASCII without spaces.") }
+        guard printable(client.clientID) else {
+            throw .invalidRequest("client_id: must be printable ASCII without spaces.")
+        }
         if let secret = client.clientSecret, !printable(secret) {
             throw .invalidRequest("client_secret: must be printable ASCII without spaces.")
         }
@@ -105,17 +122,25 @@ public enum ClientValidation {
         }
         switch client.grantType {
         case .authorizationCode:
-            guard client.clientSecret != nil else { throw .invalidRequest("client_secret: is required for authorization_code.") }
-            guard client.redirectURI != nil else { throw .invalidRequest("redirect_uri: is required for authorization_code.") }
+            guard client.clientSecret != nil else {
+                throw .invalidRequest("client_secret: is required for authorization_code.")
+            }
+            guard client.redirectURI != nil else {
+                throw .invalidRequest("redirect_uri: is required for authorization_code.")
+            }
             try refuse(client.privateKey, "private_key", client.grantType)
             try refuse(client.username, "username", client.grantType)
             try refuse(client.audience, "audience", client.grantType)
         case .jwtBearer:
-            guard client.username != nil else { throw .invalidRequest("username: is required for jwt_bearer (the JWT sub).") }
+            guard client.username != nil else {
+                throw .invalidRequest("username: is required for jwt_bearer (the JWT sub).")
+            }
             guard let pem = client.privateKey else { throw .invalidRequest("private_key: is required for jwt_bearer.") }
             try checkPrivateKey(pem)
         case .clientCredentials:
-            guard client.clientSecret != nil else { throw .invalidRequest("client_secret: is required for client_credentials.") }
+            guard client.clientSecret != nil else {
+                throw .invalidRequest("client_secret: is required for client_credentials.")
+            }
             try refuse(client.privateKey, "private_key", client.grantType)
             try refuse(client.username, "username", client.grantType)
             try refuse(client.audience, "audience", client.grantType)
@@ -135,7 +160,8 @@ public enum ClientValidation {
             (try? _RSA.Signing.PrivateKey(pemRepresentation: trimmed)) != nil
         else {
             throw .invalidRequest(
-                "private_key: must be an RSA private key in PEM, PKCS#1 (BEGIN RSA PRIVATE KEY) or PKCS#8 (BEGIN PRIVATE KEY), of at least 2048 bits.")
+                "private_key: must be an RSA private key in PEM, PKCS#1 (BEGIN RSA PRIVATE KEY) or PKCS#8 (BEGIN PRIVATE KEY), of at least 2048 bits."
+            )
         }
     }
 }

@@ -34,35 +34,59 @@ public struct GatewayConfiguration: Sendable {
 
     /// Every setting `serve` reads, in the order the README lists them.
     public static let settings: [Setting] = [
-        Setting(env: "DATABASE_URL", flag: "database-url", defaultValue: "(required)", help: "PostgreSQL connection URI."),
-        Setting(env: "TOKEN_GATEWAY_ADMIN_TOKEN", flag: "admin-token", defaultValue: "(required)",
-                help: "Bearer token of the admin API; at least 32 characters."),
-        Setting(env: "TOKEN_GATEWAY_ENCRYPTION_KEYS", flag: "encryption-keys", defaultValue: "(required)",
-                help: "Comma-separated keyid:base64-of-32-bytes; the first encrypts, all decrypt (see `keygen`)."),
-        Setting(env: "TOKEN_GATEWAY_LISTEN", flag: "listen", defaultValue: "0.0.0.0:8080", help: "host:port to serve HTTP on."),
-        Setting(env: "TOKEN_GATEWAY_PUBLIC_URL", flag: "public-url", defaultValue: "(none)",
-                help: "The gateway's external base URL; authorize links redirect to <public-url>/callback."),
-        Setting(env: "TOKEN_GATEWAY_UPSTREAM_ALLOWLIST", flag: "upstream-allowlist", defaultValue: "Salesforce's https domains",
-                help: "Comma-separated scheme://host[:port] patterns a client's login_url must match; host may start with *."),
-        Setting(env: "TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS", flag: "upstream-timeout-seconds", defaultValue: "15",
-                help: "Whole-call timeout of a Salesforce request."),
-        Setting(env: "TOKEN_GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS", flag: "upstream-connect-timeout-seconds",
-                defaultValue: "5", help: "Connect timeout of a Salesforce request."),
-        Setting(env: "TOKEN_GATEWAY_MAX_BODY_BYTES", flag: "max-body-bytes", defaultValue: "65536",
-                help: "Largest accepted request body; larger ones get 413."),
-        Setting(env: "TOKEN_GATEWAY_FORCE_REFRESH_GRACE_SECONDS", flag: "force-refresh-grace-seconds", defaultValue: "5",
-                help: "force_refresh returns a token fetched this recently instead of calling Salesforce again."),
-        Setting(env: "TOKEN_GATEWAY_LOG_FORMAT", flag: "log-format", defaultValue: "json", help: "json (one object per line) or text."),
-        Setting(env: "TOKEN_GATEWAY_THREADS", flag: "threads", defaultValue: "number of cores", help: "HTTP worker threads."),
-        Setting(env: "TOKEN_GATEWAY_DB_POOL_SIZE", flag: "db-pool-size", defaultValue: "10", help: "Most PostgreSQL connections held."),
-        Setting(env: "TOKEN_GATEWAY_MAX_CONNECTIONS", flag: "max-connections", defaultValue: "1024",
-                help: "Most simultaneous HTTP connections."),
-        Setting(env: "TOKEN_GATEWAY_IDLE_TIMEOUT_SECONDS", flag: "idle-timeout-seconds", defaultValue: "60",
-                help: "An idle keep-alive connection is closed after this long."),
-        Setting(env: "TOKEN_GATEWAY_SHUTDOWN_GRACE_SECONDS", flag: "shutdown-grace-seconds", defaultValue: "10",
-                help: "On SIGTERM, in-flight requests get this long to finish."),
-        Setting(env: "TOKEN_GATEWAY_KEY_UPSTREAM_LIMIT_PER_MINUTE", flag: "key-upstream-limit-per-minute",
-                defaultValue: "120", help: "Calls reaching Salesforce one API key may cause per minute per replica (429 past it)."),
+        Setting(
+            env: "DATABASE_URL", flag: "database-url", defaultValue: "(required)", help: "PostgreSQL connection URI."),
+        Setting(
+            env: "TOKEN_GATEWAY_ADMIN_TOKEN", flag: "admin-token", defaultValue: "(required)",
+            help: "Bearer token of the admin API; at least 32 characters."),
+        Setting(
+            env: "TOKEN_GATEWAY_ENCRYPTION_KEYS", flag: "encryption-keys", defaultValue: "(required)",
+            help: "Comma-separated keyid:base64-of-32-bytes; the first encrypts, all decrypt (see `keygen`)."),
+        Setting(
+            env: "TOKEN_GATEWAY_LISTEN", flag: "listen", defaultValue: "0.0.0.0:8080",
+            help: "host:port to serve HTTP on."),
+        Setting(
+            env: "TOKEN_GATEWAY_PUBLIC_URL", flag: "public-url", defaultValue: "(none)",
+            help: "The gateway's external base URL; authorize links redirect to <public-url>/callback."),
+        Setting(
+            env: "TOKEN_GATEWAY_UPSTREAM_ALLOWLIST", flag: "upstream-allowlist",
+            defaultValue: "Salesforce's https domains",
+            help:
+                "Comma-separated scheme://host[:port] patterns a client's login_url must match; host may start with *."),
+        Setting(
+            env: "TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS", flag: "upstream-timeout-seconds", defaultValue: "15",
+            help: "Whole-call timeout of a Salesforce request."),
+        Setting(
+            env: "TOKEN_GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS", flag: "upstream-connect-timeout-seconds",
+            defaultValue: "5", help: "Connect timeout of a Salesforce request."),
+        Setting(
+            env: "TOKEN_GATEWAY_MAX_BODY_BYTES", flag: "max-body-bytes", defaultValue: "65536",
+            help: "Largest accepted request body; larger ones get 413."),
+        Setting(
+            env: "TOKEN_GATEWAY_FORCE_REFRESH_GRACE_SECONDS", flag: "force-refresh-grace-seconds", defaultValue: "5",
+            help: "force_refresh returns a token fetched this recently instead of calling Salesforce again."),
+        Setting(
+            env: "TOKEN_GATEWAY_LOG_FORMAT", flag: "log-format", defaultValue: "json",
+            help: "json (one object per line) or text."),
+        Setting(
+            env: "TOKEN_GATEWAY_THREADS", flag: "threads", defaultValue: "number of cores", help: "HTTP worker threads."
+        ),
+        Setting(
+            env: "TOKEN_GATEWAY_DB_POOL_SIZE", flag: "db-pool-size", defaultValue: "10",
+            help: "Most PostgreSQL connections held."),
+        Setting(
+            env: "TOKEN_GATEWAY_MAX_CONNECTIONS", flag: "max-connections", defaultValue: "1024",
+            help: "Most simultaneous HTTP connections."),
+        Setting(
+            env: "TOKEN_GATEWAY_IDLE_TIMEOUT_SECONDS", flag: "idle-timeout-seconds", defaultValue: "60",
+            help: "An idle keep-alive connection is closed after this long."),
+        Setting(
+            env: "TOKEN_GATEWAY_SHUTDOWN_GRACE_SECONDS", flag: "shutdown-grace-seconds", defaultValue: "10",
+            help: "On SIGTERM, in-flight requests get this long to finish."),
+        Setting(
+            env: "TOKEN_GATEWAY_KEY_UPSTREAM_LIMIT_PER_MINUTE", flag: "key-upstream-limit-per-minute",
+            defaultValue: "120",
+            help: "Calls reaching Salesforce one API key may cause per minute per replica (429 past it)."),
     ]
 
     /// Validates `values` (keyed by environment variable name) into a configuration; the error names the setting.
@@ -74,31 +98,36 @@ public struct GatewayConfiguration: Sendable {
         func number(_ name: String, _ range: ClosedRange<Double>) throws(ConfigurationError) -> Double? {
             guard let raw = value(name) else { return nil }
             guard let parsed = Double(raw), range.contains(parsed) else {
-                throw ConfigurationError(setting: name, reason: "must be a number from \(range.lowerBound) to \(range.upperBound)")
+                throw ConfigurationError(
+                    setting: name, reason: "must be a number from \(range.lowerBound) to \(range.upperBound)")
             }
             return parsed
         }
         func integer(_ name: String, _ range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
             guard let raw = value(name) else { return nil }
             guard let parsed = Int(raw), range.contains(parsed) else {
-                throw ConfigurationError(setting: name, reason: "must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+                throw ConfigurationError(
+                    setting: name, reason: "must be a whole number from \(range.lowerBound) to \(range.upperBound)")
             }
             return parsed
         }
 
         guard let databaseURL = value("DATABASE_URL") else {
-            throw ConfigurationError(setting: "DATABASE_URL", reason: "is required (e.g. postgresql://user@host:5432/db)")
+            throw ConfigurationError(
+                setting: "DATABASE_URL", reason: "is required (e.g. postgresql://user@host:5432/db)")
         }
         guard let adminToken = value("TOKEN_GATEWAY_ADMIN_TOKEN") else {
             throw ConfigurationError(setting: "TOKEN_GATEWAY_ADMIN_TOKEN", reason: "is required")
         }
         guard adminToken.count >= 32 else {
             throw ConfigurationError(
-                setting: "TOKEN_GATEWAY_ADMIN_TOKEN", reason: "is too weak: use at least 32 characters (e.g. `openssl rand -hex 32`)")
+                setting: "TOKEN_GATEWAY_ADMIN_TOKEN",
+                reason: "is too weak: use at least 32 characters (e.g. `openssl rand -hex 32`)")
         }
         guard let keys = value("TOKEN_GATEWAY_ENCRYPTION_KEYS") else {
             throw ConfigurationError(
-                setting: "TOKEN_GATEWAY_ENCRYPTION_KEYS", reason: "is required (generate one with `token-gateway keygen`)")
+                setting: "TOKEN_GATEWAY_ENCRYPTION_KEYS",
+                reason: "is required (generate one with `token-gateway keygen`)")
         }
         let keyring: Keyring
         do { keyring = try Keyring(parsing: keys) } catch {
@@ -110,7 +139,8 @@ public struct GatewayConfiguration: Sendable {
             guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
                 (0...65535).contains(port), colon != listen.startIndex
             else {
-                throw ConfigurationError(setting: "TOKEN_GATEWAY_LISTEN", reason: "must be host:port, e.g. 0.0.0.0:8080")
+                throw ConfigurationError(
+                    setting: "TOKEN_GATEWAY_LISTEN", reason: "must be host:port, e.g. 0.0.0.0:8080")
             }
             configuration.listenHost = String(listen[..<colon])
             configuration.listenPort = port
@@ -119,7 +149,8 @@ public struct GatewayConfiguration: Sendable {
             guard let parsed = ParsedURL(publicURL), parsed.scheme == "https" || parsed.scheme == "http",
                 parsed.query == nil
             else {
-                throw ConfigurationError(setting: "TOKEN_GATEWAY_PUBLIC_URL", reason: "must be an http(s) URL without a query")
+                throw ConfigurationError(
+                    setting: "TOKEN_GATEWAY_PUBLIC_URL", reason: "must be an http(s) URL without a query")
             }
             configuration.publicURL = publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
         }
@@ -134,7 +165,9 @@ public struct GatewayConfiguration: Sendable {
         if let seconds = try number("TOKEN_GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS", 0.1...60) {
             configuration.upstreamConnectTimeoutSeconds = seconds
         }
-        if let bytes = try integer("TOKEN_GATEWAY_MAX_BODY_BYTES", 1024...16_777_216) { configuration.maxBodyBytes = bytes }
+        if let bytes = try integer("TOKEN_GATEWAY_MAX_BODY_BYTES", 1024...16_777_216) {
+            configuration.maxBodyBytes = bytes
+        }
         if let seconds = try number("TOKEN_GATEWAY_FORCE_REFRESH_GRACE_SECONDS", 0...300) {
             configuration.forceRefreshGraceSeconds = seconds
         }
@@ -146,8 +179,12 @@ public struct GatewayConfiguration: Sendable {
         }
         if let threads = try integer("TOKEN_GATEWAY_THREADS", 1...256) { configuration.threads = threads }
         if let size = try integer("TOKEN_GATEWAY_DB_POOL_SIZE", 1...200) { configuration.databasePoolSize = size }
-        if let limit = try integer("TOKEN_GATEWAY_MAX_CONNECTIONS", 1...100_000) { configuration.maxConnections = limit }
-        if let seconds = try integer("TOKEN_GATEWAY_IDLE_TIMEOUT_SECONDS", 1...3600) { configuration.idleTimeoutSeconds = seconds }
+        if let limit = try integer("TOKEN_GATEWAY_MAX_CONNECTIONS", 1...100_000) {
+            configuration.maxConnections = limit
+        }
+        if let seconds = try integer("TOKEN_GATEWAY_IDLE_TIMEOUT_SECONDS", 1...3600) {
+            configuration.idleTimeoutSeconds = seconds
+        }
         if let seconds = try number("TOKEN_GATEWAY_SHUTDOWN_GRACE_SECONDS", 0...600) {
             configuration.shutdownGraceSeconds = seconds
         }
@@ -185,7 +222,8 @@ public struct ParsedURL: Sendable, Equatable {
     public var query: String?
 
     public init?(_ text: String) {
-        guard text.utf8.count <= 2048, !text.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 } ?? false })
+        guard text.utf8.count <= 2048,
+            !text.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 } ?? false })
         else { return nil }
         guard let schemeEnd = text.range(of: "://") else { return nil }
         let scheme = text[..<schemeEnd.lowerBound].lowercased()
@@ -209,17 +247,24 @@ public struct ParsedURL: Sendable, Equatable {
             host = authority[...close]
             let after = authority[authority.index(after: close)...]
             if !after.isEmpty {
-                guard after.hasPrefix(":"), let parsed = Int(after.dropFirst()), (1...65535).contains(parsed) else { return nil }
+                guard after.hasPrefix(":"), let parsed = Int(after.dropFirst()), (1...65535).contains(parsed) else {
+                    return nil
+                }
                 port = parsed
             }
         } else if let colon = authority.lastIndex(of: ":") {
-            guard let parsed = Int(authority[authority.index(after: colon)...]), (1...65535).contains(parsed) else { return nil }
+            guard let parsed = Int(authority[authority.index(after: colon)...]), (1...65535).contains(parsed) else {
+                return nil
+            }
             port = parsed
             host = authority[..<colon]
         }
         let lowered = host.lowercased()
         guard !lowered.isEmpty,
-            lowered.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == "[" || $0 == "]" || $0 == ":") })
+            lowered.allSatisfy({
+                $0.isASCII
+                    && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == "[" || $0 == "]" || $0 == ":")
+            })
         else { return nil }
         self.scheme = scheme
         self.host = lowered

@@ -22,19 +22,23 @@ public final class Gateway: Sendable {
     /// Connects, applies migrations (under an advisory lock), loads the API keys and starts serving.
     public static func start(configuration: GatewayConfiguration, logger: Logger) async throws -> Gateway {
         let pool = PostgresPool(
-            configuration: PostgresConfiguration(url: configuration.databaseURL, poolSize: configuration.databasePoolSize),
+            configuration: PostgresConfiguration(
+                url: configuration.databaseURL, poolSize: configuration.databasePoolSize),
             logger: logger)
-        let applied = try await PostgresMigrator.migrate(pool: pool, migrations: GatewaySchema.migrations, logger: logger)
+        let applied = try await PostgresMigrator.migrate(
+            pool: pool, migrations: GatewaySchema.migrations, logger: logger)
         if !applied.isEmpty { logger.info("migrations applied", metadata: ["versions": "\(applied)"]) }
         let gateway = try Gateway(configuration: configuration, pool: pool, logger: logger)
         try await gateway.reloadKeys()
         gateway.listener.start()
         try gateway.server.start()
         gateway.startBackgroundWork()
-        logger.info("token-gateway serving", metadata: [
-            "listen": "\(configuration.listenHost):\(gateway.port)", "threads": "\(configuration.threads)",
-            "upstream_allowlist": "\(configuration.upstreamAllowList)",
-        ])
+        logger.info(
+            "token-gateway serving",
+            metadata: [
+                "listen": "\(configuration.listenHost):\(gateway.port)", "threads": "\(configuration.threads)",
+                "upstream_allowlist": "\(configuration.upstreamAllowList)",
+            ])
         return gateway
     }
 
@@ -57,13 +61,17 @@ public final class Gateway: Sendable {
             forceRefreshGraceSeconds: configuration.forceRefreshGraceSeconds,
             keyUpstreamLimitPerMinute: configuration.keyUpstreamLimitPerMinute)
         api = GatewayAPI(
-            configuration: configuration, store: store, keys: keys, cache: cache, tokens: tokens, salesforce: salesforce,
+            configuration: configuration, store: store, keys: keys, cache: cache, tokens: tokens,
+            salesforce: salesforce,
             metrics: metrics, logger: logger,
             readiness: {
                 do {
                     let version = try await PostgresMigrator.currentVersion(pool: pool)
                     guard version >= GatewaySchema.latestVersion else {
-                        return (false, "database schema is at version \(version), this binary needs \(GatewaySchema.latestVersion)")
+                        return (
+                            false,
+                            "database schema is at version \(version), this binary needs \(GatewaySchema.latestVersion)"
+                        )
                     }
                     return (true, nil)
                 } catch {
@@ -89,13 +97,16 @@ public final class Gateway: Sendable {
         server = HTTPServer(
             configuration: HTTPServerConfiguration(
                 host: configuration.listenHost, port: configuration.listenPort, threads: configuration.threads,
-                maxConnections: configuration.maxConnections, connectionTimeoutSeconds: configuration.idleTimeoutSeconds,
+                maxConnections: configuration.maxConnections,
+                connectionTimeoutSeconds: configuration.idleTimeoutSeconds,
                 maxBodyBytes: configuration.maxBodyBytes),
             handler: api.makeRouter(), logger: logger)
     }
 
     /// Applies a change announced by another replica (or by this one's own database writes).
-    static func apply(notification payload: String, channel: String, origin: String, keys: KeyRegistry, cache: TokenCache) {
+    static func apply(
+        notification payload: String, channel: String, origin: String, keys: KeyRegistry, cache: TokenCache
+    ) {
         switch channel {
         case "tgw_keys":
             if payload.hasPrefix("key:") { keys.remove(id: String(payload.dropFirst(4))) }

@@ -28,7 +28,9 @@ extension GatewayAPI {
     }
 
     func requireTenant(_ tenant: String) async throws {
-        guard try await store.tenant(tenant) != nil else { throw GatewayError.notFound("Tenant '\(tenant)' does not exist.") }
+        guard try await store.tenant(tenant) != nil else {
+            throw GatewayError.notFound("Tenant '\(tenant)' does not exist.")
+        }
     }
 
     func requireClient(_ tenant: String, _ id: String) async throws -> Client {
@@ -64,7 +66,9 @@ extension GatewayAPI {
 
     func getTenant(_ context: RequestContext) async throws -> HTTPResponse {
         let id = try tenantParameter(context)
-        guard let tenant = try await store.tenant(id) else { throw GatewayError.notFound("Tenant '\(id)' does not exist.") }
+        guard let tenant = try await store.tenant(id) else {
+            throw GatewayError.notFound("Tenant '\(id)' does not exist.")
+        }
         return Self.json(200) { Self.write(tenant, into: &$0) }
     }
 
@@ -87,7 +91,8 @@ extension GatewayAPI {
         let name = try body.string("name", length: 1...200)
         return .later { [self] in
             let made = KeyRegistry.generate()
-            let info = try await store.createKey(tenant: tenant, id: made.id, name: name, hash: made.hash, actor: context.caller.actor)
+            let info = try await store.createKey(
+                tenant: tenant, id: made.id, name: name, hash: made.hash, actor: context.caller.actor)
             keys.insert(id: made.id, tenant: tenant, hexHash: made.hash)
             return Self.json(201) {
                 $0.field("id", info.id)
@@ -140,8 +145,9 @@ extension GatewayAPI {
 
     func createClient(_ context: RequestContext) throws -> Reply {
         let tenant = try tenantParameter(context)
-        let client = try ClientValidation.create(tenant: tenant, body: try body(context),
-                                                 allowList: configuration.upstreamAllowList)
+        let client = try ClientValidation.create(
+            tenant: tenant, body: try body(context),
+            allowList: configuration.upstreamAllowList)
         return .later { [self] in
             let created = try await store.createClient(client, actor: context.caller.actor)
             return Self.json(201) { Self.write(created, into: &$0) }
@@ -193,8 +199,10 @@ extension GatewayAPI {
         var list = try await store.connections(tenant: tenant, client: client.id)
         if client.grantType != .authorizationCode && !list.contains(where: { $0.id == "default" }) {
             // The implicit connection of a grant that needs no person: listed before its first token.
-            list.insert(Connection(id: "default", userID: nil, orgID: nil, instanceURL: nil, status: "active",
-                                   createdAt: client.createdAt, refreshedAt: nil), at: 0)
+            list.insert(
+                Connection(
+                    id: "default", userID: nil, orgID: nil, instanceURL: nil, status: "active",
+                    createdAt: client.createdAt, refreshedAt: nil), at: 0)
         }
         return Self.list("connections", list) { connection, writer in
             writer.field("id", connection.id)
@@ -211,7 +219,8 @@ extension GatewayAPI {
         let tenant = try tenantParameter(context)
         let client = try clientParameter(context)
         let id = context.parameter("connection")
-        let result = try await store.deleteConnection(tenant: tenant, client: client, id: id, actor: context.caller.actor)
+        let result = try await store.deleteConnection(
+            tenant: tenant, client: client, id: id, actor: context.caller.actor)
         guard result.deleted else {
             _ = try await requireClient(tenant, client)
             throw GatewayError.notFound("Connection '\(id.prefix(63))' of client '\(client)' does not exist.")

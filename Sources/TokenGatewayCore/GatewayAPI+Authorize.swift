@@ -20,11 +20,13 @@ extension GatewayAPI {
             let client = try await requireClient(tenant, clientID)
             guard client.grantType == .authorizationCode else {
                 throw GatewayError.invalidRequest(
-                    "grant_type: authorize links are for authorization_code clients; '\(client.id)' uses \(client.grantType.rawValue).")
+                    "grant_type: authorize links are for authorization_code clients; '\(client.id)' uses \(client.grantType.rawValue)."
+                )
             }
             guard let publicURL = configuration.publicURL else {
                 throw GatewayError.invalidRequest(
-                    "TOKEN_GATEWAY_PUBLIC_URL is not configured, so there is no /callback to redirect to; set it, or use /exchange.")
+                    "TOKEN_GATEWAY_PUBLIC_URL is not configured, so there is no /callback to redirect to; set it, or use /exchange."
+                )
             }
             let state = Self.randomToken()
             let verifier = Self.randomToken()
@@ -32,8 +34,10 @@ extension GatewayAPI {
             let stateHash = KeyRegistry.hexHash(state)
             let redirect = publicURL + "/callback"
             let expires = TokenService.now + Self.stateLifetimeSeconds
-            let sealed = try store.keyring.seal(verifier, for: .init(
-                field: "code_verifier", tenant: tenant, client: client.id, connection: stateHash))
+            let sealed = try store.keyring.seal(
+                verifier,
+                for: .init(
+                    field: "code_verifier", tenant: tenant, client: client.id, connection: stateHash))
             try await store.pool.transaction { db in
                 try await db.query(
                     """
@@ -41,15 +45,17 @@ extension GatewayAPI {
                     VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7::float8))
                     """, [stateHash, tenant, client.id, connection, sealed, redirect, String(expires)])
                 try await db.query("DELETE FROM authorize_states WHERE expires_at < now() - interval '1 day'")
-                try await GatewayStore.audit(db, tenant: tenant, actor: context.caller.actor, action: "connection.authorize_link",
-                                             target: "client/\(client.id)/connection/\(connection)")
+                try await GatewayStore.audit(
+                    db, tenant: tenant, actor: context.caller.actor, action: "connection.authorize_link",
+                    target: "client/\(client.id)/connection/\(connection)")
             }
             var query: [(String, String)] = [
                 ("response_type", "code"), ("client_id", client.clientID), ("redirect_uri", redirect),
             ]
             if let scope = scopes ?? client.scopes { query.append(("scope", scope.joined(separator: " "))) }
             query += [("state", state), ("code_challenge", challenge), ("code_challenge_method", "S256")]
-            let url = client.authorizeEndpoint + "?" + query.map { "\($0.0)=\(Self.formEscape($0.1))" }.joined(separator: "&")
+            let url =
+                client.authorizeEndpoint + "?" + query.map { "\($0.0)=\(Self.formEscape($0.1))" }.joined(separator: "&")
             return Self.json(200) {
                 $0.field("url", url)
                 $0.field("expires_at", Timestamp.rfc3339(expires))
@@ -67,7 +73,8 @@ extension GatewayAPI {
         var out = ""
         for byte in text.utf8 {
             switch byte {
-            case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, 0x2D, 0x2E, 0x5F, 0x7E: out.unicodeScalars.append(Unicode.Scalar(byte))
+            case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, 0x2D, 0x2E, 0x5F, 0x7E:
+                out.unicodeScalars.append(Unicode.Scalar(byte))
             default: out += String(format: "%%%02X", byte)
             }
         }
@@ -106,8 +113,10 @@ extension GatewayAPI {
         var parameters: [String: String] = [:]
         for (name, value) in context.request.queryItems() where parameters[name] == nil { parameters[name] = value }
         guard let state = parameters["state"], !state.isEmpty, state.count <= 256 else {
-            return Self.page(400, title: "Missing state",
-                             "This page is only reached from a Salesforce login started by a gateway authorize link. Ask for a new link.")
+            return Self.page(
+                400, title: "Missing state",
+                "This page is only reached from a Salesforce login started by a gateway authorize link. Ask for a new link."
+            )
         }
         let stateHash = KeyRegistry.hexHash(state)
         do {
@@ -118,33 +127,48 @@ extension GatewayAPI {
                 RETURNING tenant_id, client_id, connection_id, code_verifier, redirect_uri
                 """, [stateHash])
             guard let row = claimed.rows.first, let tenant = row["tenant_id"], let client = row["client_id"],
-                let connection = row["connection_id"], let sealed = row["code_verifier"], let redirect = row["redirect_uri"]
+                let connection = row["connection_id"], let sealed = row["code_verifier"],
+                let redirect = row["redirect_uri"]
             else {
-                let known = try await store.pool.query("SELECT 1 FROM authorize_states WHERE state_hash = $1", [stateHash])
-                return Self.page(400, title: known.rows.isEmpty ? "Unknown link" : "Link already used or expired",
-                                 "This authorization link is not valid any more. Ask an operator for a new authorize link and open it within 10 minutes.")
+                let known = try await store.pool.query(
+                    "SELECT 1 FROM authorize_states WHERE state_hash = $1", [stateHash])
+                return Self.page(
+                    400, title: known.rows.isEmpty ? "Unknown link" : "Link already used or expired",
+                    "This authorization link is not valid any more. Ask an operator for a new authorize link and open it within 10 minutes."
+                )
             }
             if let error = parameters["error"] {
                 let description = parameters["error_description"].map { " (\($0.prefix(300)))" } ?? ""
-                return Self.page(400, title: "Salesforce did not authorize",
-                                 "Salesforce answered '\(error.prefix(64))'\(description) for client '\(client)'. Ask for a new authorize link and approve the access.")
+                return Self.page(
+                    400, title: "Salesforce did not authorize",
+                    "Salesforce answered '\(error.prefix(64))'\(description) for client '\(client)'. Ask for a new authorize link and approve the access."
+                )
             }
             guard let code = parameters["code"], !code.isEmpty, code.count <= 4096 else {
-                return Self.page(400, title: "No code", "Salesforce sent no authorization code. Ask for a new authorize link.")
+                return Self.page(
+                    400, title: "No code", "Salesforce sent no authorization code. Ask for a new authorize link.")
             }
-            let verifier = try store.keyring.open(sealed, for: .init(
-                field: "code_verifier", tenant: tenant, client: client, connection: stateHash))
+            let verifier = try store.keyring.open(
+                sealed,
+                for: .init(
+                    field: "code_verifier", tenant: tenant, client: client, connection: stateHash))
             _ = try await tokens.exchange(
-                ConnectionKey(tenant: tenant, client: client, connection: connection), code: code, redirectURI: redirect,
+                ConnectionKey(tenant: tenant, client: client, connection: connection), code: code,
+                redirectURI: redirect,
                 codeVerifier: verifier, actor: "callback")
-            return Self.page(200, title: "Connected",
-                             "Client '\(client)' of tenant '\(tenant)' is connected as connection '\(connection)'. You can close this page.")
+            return Self.page(
+                200, title: "Connected",
+                "Client '\(client)' of tenant '\(tenant)' is connected as connection '\(connection)'. You can close this page."
+            )
         } catch let error as GatewayError {
-            return Self.page(error.status == 503 ? 503 : 400, title: "Authorization failed",
-                             "\(error.message) Ask for a new authorize link and try again.")
+            return Self.page(
+                error.status == 503 ? 503 : 400, title: "Authorization failed",
+                "\(error.message) Ask for a new authorize link and try again.")
         } catch {
             context.logger.error("callback failed", metadata: ["error": "\(error)"])
-            return Self.page(503, title: "Try again", "The gateway could not complete the authorization right now. Ask for a new authorize link.")
+            return Self.page(
+                503, title: "Try again",
+                "The gateway could not complete the authorization right now. Ask for a new authorize link.")
         }
     }
 }

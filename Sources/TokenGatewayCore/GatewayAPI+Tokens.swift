@@ -55,10 +55,13 @@ extension GatewayAPI {
         let pasted = try body.requiredString("code", length: 1...4096)
         let redirectURI = try body.string("redirect_uri", length: 1...2048)
         let verifier = try body.string("code_verifier", length: 43...128)
-        if let verifier, !verifier.utf8.allSatisfy({ c in
-            (0x30...0x39).contains(c) || (0x41...0x5A).contains(c) || (0x61...0x7A).contains(c) || c == 0x2E || c == 0x5F
-                || c == 0x7E || c == 0x2D
-        }) {
+        if let verifier,
+            !verifier.utf8.allSatisfy({ c in
+                (0x30...0x39).contains(c) || (0x41...0x5A).contains(c) || (0x61...0x7A).contains(c) || c == 0x2E
+                    || c == 0x5F
+                    || c == 0x7E || c == 0x2D
+            })
+        {
             throw GatewayError.invalidRequest("code_verifier: must be 43 to 128 of [A-Za-z0-9._~-] (RFC 7636).")
         }
         let code: String
@@ -67,7 +70,8 @@ extension GatewayAPI {
         case .missing: throw GatewayError.invalidRequest("code: no authorization code found in it.")
         case .error(let error, let description):
             throw GatewayError.invalidRequest(
-                "code: the redirect carries Salesforce's error '\(error.prefix(64))'\(description.map { " (\($0.prefix(200)))" } ?? ""); authorize again.")
+                "code: the redirect carries Salesforce's error '\(error.prefix(64))'\(description.map { " (\($0.prefix(200)))" } ?? ""); authorize again."
+            )
         }
         return .later { [self] in
             let issued = try await tokens.exchange(

@@ -36,7 +36,8 @@ public final class GatewayAPI: Sendable {
     let readiness: @Sendable () async -> (ready: Bool, reason: String?)
 
     public init(
-        configuration: GatewayConfiguration, store: GatewayStore, keys: KeyRegistry, cache: TokenCache, tokens: TokenService,
+        configuration: GatewayConfiguration, store: GatewayStore, keys: KeyRegistry, cache: TokenCache,
+        tokens: TokenService,
         salesforce: SalesforceTokenEndpoint, metrics: Metrics, logger: Logger,
         readiness: @escaping @Sendable () async -> (ready: Bool, reason: String?)
     ) {
@@ -68,7 +69,9 @@ public final class GatewayAPI: Sendable {
     }
 
     func handlers() -> [GatewayRoutes.Route: (Access, Handler)] {
-        func r(_ method: String, _ pattern: String) -> GatewayRoutes.Route { GatewayRoutes.Route(method: method, pattern: pattern) }
+        func r(_ method: String, _ pattern: String) -> GatewayRoutes.Route {
+            GatewayRoutes.Route(method: method, pattern: pattern)
+        }
         return [
             r("GET", "/healthz"): (.anyone, { _ in .now(Self.json(200) { $0.field("status", "ok") }) }),
             r("GET", "/readyz"): (.anyone, { [self] _ in .later { await self.ready() } }),
@@ -79,28 +82,57 @@ public final class GatewayAPI: Sendable {
             r("POST", "/tenants"): (.admin, { [self] context in try self.createTenant(context) }),
             r("GET", "/tenants"): (.admin, { [self] _ in .later { try await self.listTenants() } }),
             r("GET", "/tenants/{tenant}"): (.admin, { [self] context in .later { try await self.getTenant(context) } }),
-            r("DELETE", "/tenants/{tenant}"): (.admin, { [self] context in .later { try await self.deleteTenant(context) } }),
+            r("DELETE", "/tenants/{tenant}"): (
+                .admin, { [self] context in .later { try await self.deleteTenant(context) } }
+            ),
             r("POST", "/tenants/{tenant}/keys"): (.admin, { [self] context in try self.createKey(context) }),
-            r("GET", "/tenants/{tenant}/keys"): (.admin, { [self] context in .later { try await self.listKeys(context) } }),
-            r("DELETE", "/tenants/{tenant}/keys/{key}"): (.admin, { [self] context in .later { try await self.deleteKey(context) } }),
+            r("GET", "/tenants/{tenant}/keys"): (
+                .admin, { [self] context in .later { try await self.listKeys(context) } }
+            ),
+            r("DELETE", "/tenants/{tenant}/keys/{key}"): (
+                .admin, { [self] context in .later { try await self.deleteKey(context) } }
+            ),
             r("POST", "/tenants/{tenant}/clients"): (.admin, { [self] context in try self.createClient(context) }),
-            r("GET", "/tenants/{tenant}/clients"): (.admin, { [self] context in .later { try await self.listClients(context) } }),
-            r("GET", "/tenants/{tenant}/clients/{client}"): (.admin, { [self] context in .later { try await self.getClient(context) } }),
-            r("PATCH", "/tenants/{tenant}/clients/{client}"): (.admin, { [self] context in try self.patchClient(context) }),
-            r("DELETE", "/tenants/{tenant}/clients/{client}"): (.admin, { [self] context in
-                .later { try await self.deleteClient(context) } }),
-            r("GET", "/tenants/{tenant}/clients/{client}/connections"): (.admin, { [self] context in
-                .later { try await self.listConnections(context) } }),
-            r("DELETE", "/tenants/{tenant}/clients/{client}/connections/{connection}"): (.admin, { [self] context in
-                .later { try await self.deleteConnection(context) } }),
-            r("POST", "/tenants/{tenant}/clients/{client}/authorize"): (.admin, { [self] context in try self.authorize(context) }),
+            r("GET", "/tenants/{tenant}/clients"): (
+                .admin, { [self] context in .later { try await self.listClients(context) } }
+            ),
+            r("GET", "/tenants/{tenant}/clients/{client}"): (
+                .admin, { [self] context in .later { try await self.getClient(context) } }
+            ),
+            r("PATCH", "/tenants/{tenant}/clients/{client}"): (
+                .admin, { [self] context in try self.patchClient(context) }
+            ),
+            r("DELETE", "/tenants/{tenant}/clients/{client}"): (
+                .admin,
+                { [self] context in
+                    .later { try await self.deleteClient(context) }
+                }
+            ),
+            r("GET", "/tenants/{tenant}/clients/{client}/connections"): (
+                .admin,
+                { [self] context in
+                    .later { try await self.listConnections(context) }
+                }
+            ),
+            r("DELETE", "/tenants/{tenant}/clients/{client}/connections/{connection}"): (
+                .admin,
+                { [self] context in
+                    .later { try await self.deleteConnection(context) }
+                }
+            ),
+            r("POST", "/tenants/{tenant}/clients/{client}/authorize"): (
+                .admin, { [self] context in try self.authorize(context) }
+            ),
             r("GET", "/tenants/{tenant}/audit"): (.admin, { [self] context in try self.audit(context) }),
         ]
     }
 
     // MARK: The request pipeline
 
-    func serve(_ request: HTTPRequest, _ parameters: PathParameters, pattern: String, access: Access, _ handler: @escaping Handler)
+    func serve(
+        _ request: HTTPRequest, _ parameters: PathParameters, pattern: String, access: Access,
+        _ handler: @escaping Handler
+    )
         -> HTTPHandlerResult
     {
         let started = ContinuousClock.now
@@ -110,10 +142,12 @@ public final class GatewayAPI: Sendable {
         let finish: @Sendable (HTTPResponse) -> HTTPResponse = { [self] response in
             let elapsed = ContinuousClock.now - started
             metrics.request(route: pattern, status: response.status, duration: elapsed)
-            logger.log(level: response.status >= 500 ? .error : response.status >= 400 ? .info : .debug, "request", metadata: [
-                "method": "\(request.method)", "route": "\(pattern)", "status": "\(response.status)",
-                "duration_ms": "\(Double(Int(elapsed.seconds * 100_000)) / 100)",
-            ])
+            logger.log(
+                level: response.status >= 500 ? .error : response.status >= 400 ? .info : .debug, "request",
+                metadata: [
+                    "method": "\(request.method)", "route": "\(pattern)", "status": "\(response.status)",
+                    "duration_ms": "\(Double(Int(elapsed.seconds * 100_000)) / 100)",
+                ])
             return response
         }
         let caller: Caller
@@ -126,7 +160,8 @@ public final class GatewayAPI: Sendable {
             // A key made on another replica a moment ago: look it up once, then serve from memory.
             return .deferred { [self] in
                 await RequestScope.$requestID.withValue(request.requestID) {
-                    await self.admitThenServe(request, parameters, id: id, access: access, logger: logger, handler, finish)
+                    await self.admitThenServe(
+                        request, parameters, id: id, access: access, logger: logger, handler, finish)
                 }
             }
         case .unknownKey, .invalid:
@@ -152,19 +187,22 @@ public final class GatewayAPI: Sendable {
         do {
             let rows = try await store.keyHashes(id: id)
             admitted = rows.first.flatMap { row in
-                keys.admit(authorization: request.headers["Authorization"], id: id, tenant: row.tenant, hexHash: row.hash)
+                keys.admit(
+                    authorization: request.headers["Authorization"], id: id, tenant: row.tenant, hexHash: row.hash)
                     ? Caller.key(id: id, tenant: row.tenant) : nil
             }
         } catch {
             return finish(GatewayError.unavailable.response)
         }
         guard let admitted else { return finish(GatewayError.unauthorized.response) }
-        return await Self.resolve(run(request, parameters, caller: admitted, access: access, logger: logger, handler), finish)
+        return await Self.resolve(
+            run(request, parameters, caller: admitted, access: access, logger: logger, handler), finish)
     }
 
-    func run(_ request: HTTPRequest, _ parameters: PathParameters, caller: Caller, access: Access, logger: Logger,
-             _ handler: Handler) -> Reply
-    {
+    func run(
+        _ request: HTTPRequest, _ parameters: PathParameters, caller: Caller, access: Access, logger: Logger,
+        _ handler: Handler
+    ) -> Reply {
         switch (access, caller) {
         case (.admin, .key): return .now(GatewayError.adminOnly.response)
         case (.tenantKey, .admin): return .now(GatewayError.tenantKeyOnly.response)
@@ -191,18 +229,25 @@ public final class GatewayAPI: Sendable {
     static func errorResponse(_ error: any Error, logger: Logger?) -> HTTPResponse {
         switch error {
         case let error as GatewayError: return error.response
-        case let error as PostgresError where error.kind == .unavailable || error.kind == .poolExhausted || error.kind == .closed:
-            return GatewayError(status: 503, code: "unavailable", message: "The database is unreachable; retry shortly.").response
+        case let error as PostgresError
+        where error.kind == .unavailable || error.kind == .poolExhausted || error.kind == .closed:
+            return GatewayError(
+                status: 503, code: "unavailable", message: "The database is unreachable; retry shortly."
+            ).response
         default:
             logger?.error("internal error", metadata: ["error": "\(error)"])
-            return GatewayError(status: 500, code: "internal_error", message: "An internal error occurred; it has been logged.")
-                .response
+            return GatewayError(
+                status: 500, code: "internal_error", message: "An internal error occurred; it has been logged."
+            )
+            .response
         }
     }
 
     // MARK: Helpers
 
-    static func json(_ status: Int, headers: HTTPHeaders = HTTPHeaders(), _ build: (inout JSONWriter) -> Void) -> HTTPResponse {
+    static func json(_ status: Int, headers: HTTPHeaders = HTTPHeaders(), _ build: (inout JSONWriter) -> Void)
+        -> HTTPResponse
+    {
         var writer = JSONWriter()
         writer.beginObject()
         build(&writer)

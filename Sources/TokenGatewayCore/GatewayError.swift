@@ -16,7 +16,9 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
     public var upstream: UpstreamDetails?
     public var retryAfterSeconds: Int?
 
-    public init(status: Int, code: String, message: String, upstream: UpstreamDetails? = nil, retryAfterSeconds: Int? = nil) {
+    public init(
+        status: Int, code: String, message: String, upstream: UpstreamDetails? = nil, retryAfterSeconds: Int? = nil
+    ) {
         self.status = status
         self.code = code
         self.message = message
@@ -42,7 +44,8 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
     public static let tenantKeyOnly = GatewayError(
         status: 403, code: "forbidden", message: "This route needs a tenant API key; the admin token cannot call it.")
     public static let unavailable = GatewayError(
-        status: 503, code: "unavailable", message: "The database is unreachable and no cached token can serve this request; retry shortly.")
+        status: 503, code: "unavailable",
+        message: "The database is unreachable and no cached token can serve this request; retry shortly.")
     public static func payloadTooLarge(limit: Int) -> GatewayError {
         GatewayError(status: 413, code: "payload_too_large", message: "The request body is larger than \(limit) bytes.")
     }

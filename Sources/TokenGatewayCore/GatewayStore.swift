@@ -40,7 +40,8 @@ public final class GatewayStore: Sendable {
             let result: PostgresResult
             do {
                 result = try await connection.query(
-                    "INSERT INTO tenants (id, name) VALUES ($1, $2) RETURNING tgw_iso(created_at) AS created_at", [id, name])
+                    "INSERT INTO tenants (id, name) VALUES ($1, $2) RETURNING tgw_iso(created_at) AS created_at",
+                    [id, name])
             } catch let error as PostgresError where error.isUniqueViolation {
                 throw GatewayError.conflict("Tenant '\(id)' already exists.")
             }
@@ -75,7 +76,9 @@ public final class GatewayStore: Sendable {
 
     // MARK: API keys
 
-    public func createKey(tenant: String, id: String, name: String?, hash: String, actor: String) async throws -> APIKeyInfo {
+    public func createKey(tenant: String, id: String, name: String?, hash: String, actor: String) async throws
+        -> APIKeyInfo
+    {
         try await pool.transaction { connection in
             guard try await connection.query("SELECT 1 FROM tenants WHERE id = $1 FOR SHARE", [tenant]).rows.count == 1
             else { throw GatewayError.notFound("Tenant '\(tenant)' does not exist.") }
@@ -83,7 +86,8 @@ public final class GatewayStore: Sendable {
                 "INSERT INTO api_keys (id, tenant_id, name, key_hash) VALUES ($1, $2, $3, $4) RETURNING tgw_iso(created_at) AS created_at",
                 [id, tenant, name, hash])
             try await Self.audit(connection, tenant: tenant, actor: actor, action: "key.create", target: "key/\(id)")
-            return APIKeyInfo(id: id, tenant: tenant, name: name, createdAt: result.rows.first?["created_at"] ?? "", lastUsedAt: nil)
+            return APIKeyInfo(
+                id: id, tenant: tenant, name: name, createdAt: result.rows.first?["created_at"] ?? "", lastUsedAt: nil)
         }
     }
 
@@ -94,14 +98,16 @@ public final class GatewayStore: Sendable {
             FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id
             """, [tenant])
         return result.rows.map {
-            APIKeyInfo(id: $0["id"] ?? "", tenant: $0["tenant_id"] ?? "", name: $0["name"], createdAt: $0["created_at"] ?? "",
-                       lastUsedAt: $0["last_used_at"])
+            APIKeyInfo(
+                id: $0["id"] ?? "", tenant: $0["tenant_id"] ?? "", name: $0["name"], createdAt: $0["created_at"] ?? "",
+                lastUsedAt: $0["last_used_at"])
         }
     }
 
     public func deleteKey(tenant: String, id: String, actor: String) async throws -> Bool {
         try await pool.transaction { connection in
-            let result = try await connection.query("DELETE FROM api_keys WHERE tenant_id = $1 AND id = $2", [tenant, id])
+            let result = try await connection.query(
+                "DELETE FROM api_keys WHERE tenant_id = $1 AND id = $2", [tenant, id])
             guard result.affectedRows == 1 else { return false }
             try await Self.audit(connection, tenant: tenant, actor: actor, action: "key.delete", target: "key/\(id)")
             try await connection.query("SELECT pg_notify('tgw_keys', $1)", ["key:\(id)"])
@@ -117,7 +123,9 @@ public final class GatewayStore: Sendable {
     }
 
     /// Records when keys were last used, and per-key token counts in the audit log, in one statement batch.
-    public func recordKeyUse(lastUsed: [String: Double], tokensIssued: [String: (tenant: String, count: Int)]) async throws {
+    public func recordKeyUse(lastUsed: [String: Double], tokensIssued: [String: (tenant: String, count: Int)])
+        async throws
+    {
         guard !lastUsed.isEmpty || !tokensIssued.isEmpty else { return }
         try await pool.transaction { connection in
             for (id, epoch) in lastUsed {
@@ -126,8 +134,9 @@ public final class GatewayStore: Sendable {
                     [id, String(epoch)])
             }
             for (id, usage) in tokensIssued {
-                try await Self.audit(connection, tenant: usage.tenant, actor: "key:\(id)", action: "token.issued",
-                                     target: "key/\(id)", count: usage.count)
+                try await Self.audit(
+                    connection, tenant: usage.tenant, actor: "key:\(id)", action: "token.issued",
+                    target: "key/\(id)", count: usage.count)
             }
         }
     }
@@ -155,7 +164,8 @@ public final class GatewayStore: Sendable {
         }
         return [
             client.tenant, client.id, client.grantType.rawValue, client.loginURL, client.clientID, sealed.secret,
-            sealed.privateKey, client.redirectURI, scopes, client.username, client.audience, String(client.tokenTTLSeconds),
+            sealed.privateKey, client.redirectURI, scopes, client.username, client.audience,
+            String(client.tokenTTLSeconds),
         ]
     }
 
@@ -183,7 +193,9 @@ public final class GatewayStore: Sendable {
     public func createClient(_ client: Client, actor: String) async throws -> Client {
         let parameters = try clientParameters(client)
         return try await pool.transaction { connection in
-            guard try await connection.query("SELECT 1 FROM tenants WHERE id = $1 FOR SHARE", [client.tenant]).rows.count == 1
+            guard
+                try await connection.query("SELECT 1 FROM tenants WHERE id = $1 FOR SHARE", [client.tenant]).rows.count
+                    == 1
             else { throw GatewayError.notFound("Tenant '\(client.tenant)' does not exist.") }
             let result: PostgresResult
             do {
@@ -197,8 +209,9 @@ public final class GatewayStore: Sendable {
             } catch let error as PostgresError where error.isUniqueViolation {
                 throw GatewayError.conflict("Client '\(client.id)' already exists in tenant '\(client.tenant)'.")
             }
-            try await Self.audit(connection, tenant: client.tenant, actor: actor, action: "client.create",
-                                 target: "client/\(client.id)")
+            try await Self.audit(
+                connection, tenant: client.tenant, actor: actor, action: "client.create",
+                target: "client/\(client.id)")
             guard let row = result.rows.first else { throw GatewayError.notFound("Client vanished.") }
             return try self.decodeClient(row)
         }
@@ -243,19 +256,25 @@ public final class GatewayStore: Sendable {
                 UPDATE connections SET access_token = NULL, issued_at = NULL, expires_at = NULL, fetched_at = NULL
                 WHERE tenant_id = $1 AND client_id = $2
                 """, [client.tenant, client.id])
-            try await Self.audit(connection, tenant: client.tenant, actor: actor, action: "client.update",
-                                 target: "client/\(client.id)")
+            try await Self.audit(
+                connection, tenant: client.tenant, actor: actor, action: "client.update",
+                target: "client/\(client.id)")
             try await Self.notifyTokens(connection, tenant: client.tenant, client: client.id)
             return try self.decodeClient(row)
         }
     }
 
-    public func deleteClient(tenant: String, id: String, actor: String) async throws -> (deleted: Bool, revoke: [RevocationTarget]) {
+    public func deleteClient(tenant: String, id: String, actor: String) async throws -> (
+        deleted: Bool, revoke: [RevocationTarget]
+    ) {
         try await pool.transaction { connection in
-            let targets = try await self.revocationTargets(connection, where: "c.tenant_id = $1 AND c.id = $2", [tenant, id])
-            let result = try await connection.query("DELETE FROM clients WHERE tenant_id = $1 AND id = $2", [tenant, id])
+            let targets = try await self.revocationTargets(
+                connection, where: "c.tenant_id = $1 AND c.id = $2", [tenant, id])
+            let result = try await connection.query(
+                "DELETE FROM clients WHERE tenant_id = $1 AND id = $2", [tenant, id])
             guard result.affectedRows == 1 else { return (false, []) }
-            try await Self.audit(connection, tenant: tenant, actor: actor, action: "client.delete", target: "client/\(id)")
+            try await Self.audit(
+                connection, tenant: tenant, actor: actor, action: "client.delete", target: "client/\(id)")
             try await Self.notifyTokens(connection, tenant: tenant, client: id)
             return (true, targets)
         }
@@ -271,8 +290,9 @@ public final class GatewayStore: Sendable {
             FROM connections WHERE tenant_id = $1 AND client_id = $2 ORDER BY id
             """, [tenant, client])
         return result.rows.map {
-            Connection(id: $0["id"] ?? "", userID: $0["user_id"], orgID: $0["org_id"], instanceURL: $0["instance_url"],
-                       status: $0["status"] ?? "active", createdAt: $0["created_at"] ?? "", refreshedAt: $0["refreshed_at"])
+            Connection(
+                id: $0["id"] ?? "", userID: $0["user_id"], orgID: $0["org_id"], instanceURL: $0["instance_url"],
+                status: $0["status"] ?? "active", createdAt: $0["created_at"] ?? "", refreshedAt: $0["refreshed_at"])
         }
     }
 
@@ -285,14 +305,16 @@ public final class GatewayStore: Sendable {
             let result = try await connection.query(
                 "DELETE FROM connections WHERE tenant_id = $1 AND client_id = $2 AND id = $3", [tenant, client, id])
             guard result.affectedRows == 1 else { return (false, []) }
-            try await Self.audit(connection, tenant: tenant, actor: actor, action: "connection.delete",
-                                 target: "client/\(client)/connection/\(id)")
+            try await Self.audit(
+                connection, tenant: tenant, actor: actor, action: "connection.delete",
+                target: "client/\(client)/connection/\(id)")
             try await Self.notifyTokens(connection, tenant: tenant, client: client, connection: id)
             return (true, targets)
         }
     }
 
-    func revocationTargets(_ connection: PostgresConnection, where condition: String, _ parameters: [String?]) async throws
+    func revocationTargets(_ connection: PostgresConnection, where condition: String, _ parameters: [String?])
+        async throws
         -> [RevocationTarget]
     {
         let result = try await connection.query(
@@ -304,7 +326,8 @@ public final class GatewayStore: Sendable {
         return result.rows.compactMap { row in
             guard let sealed = row["refresh_token"], let tenant = row["tenant_id"], let client = row["client"],
                 let id = row["connection"], let loginURL = row["login_url"],
-                let token = try? keyring.open(sealed, for: .init(field: "refresh_token", tenant: tenant, client: client, connection: id))
+                let token = try? keyring.open(
+                    sealed, for: .init(field: "refresh_token", tenant: tenant, client: client, connection: id))
             else { return nil }
             return RevocationTarget(endpoint: loginURL.trimmingSuffix("/") + "/services/oauth2/revoke", token: token)
         }
@@ -313,7 +336,8 @@ public final class GatewayStore: Sendable {
     // MARK: Audit
 
     static func audit(
-        _ connection: PostgresConnection, tenant: String, actor: String, action: String, target: String, count: Int? = nil
+        _ connection: PostgresConnection, tenant: String, actor: String, action: String, target: String,
+        count: Int? = nil
     ) async throws {
         try await connection.query(
             "INSERT INTO audit_events (tenant_id, actor, action, target, count) VALUES ($1, $2, $3, $4, $5::int)",
@@ -328,13 +352,16 @@ public final class GatewayStore: Sendable {
             ORDER BY id DESC LIMIT $3::int
             """, [tenant, before.map(String.init), String(limit)])
         return result.rows.map {
-            AuditEvent(id: Int($0["id"] ?? "") ?? 0, at: $0["at"] ?? "", actor: $0["actor"] ?? "", action: $0["action"] ?? "",
-                       target: $0["target"] ?? "", count: $0["count"].flatMap { Int($0) })
+            AuditEvent(
+                id: Int($0["id"] ?? "") ?? 0, at: $0["at"] ?? "", actor: $0["actor"] ?? "", action: $0["action"] ?? "",
+                target: $0["target"] ?? "", count: $0["count"].flatMap { Int($0) })
         }
     }
 
     /// Tells every replica that cached tokens of a client (or one connection) are stale.
-    static func notifyTokens(_ connection: PostgresConnection, tenant: String, client: String, connection id: String? = nil)
+    static func notifyTokens(
+        _ connection: PostgresConnection, tenant: String, client: String, connection id: String? = nil
+    )
         async throws
     {
         try await connection.query(

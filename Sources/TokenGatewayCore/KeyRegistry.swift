@@ -141,7 +141,9 @@ public final class KeyRegistry: Sendable {
     /// Replaces the whole registry (at start, after the listener reconnects, and periodically).
     public func replaceAll(_ keys: [(id: String, tenant: String, hash: String)]) {
         var fresh: [String: Entry] = [:]
-        for key in keys { if let bytes = Self.bytes(hex: key.hash) { fresh[key.id] = Entry(tenant: key.tenant, hash: bytes) } }
+        for key in keys {
+            if let bytes = Self.bytes(hex: key.hash) { fresh[key.id] = Entry(tenant: key.tenant, hash: bytes) }
+        }
         entries.withLock { $0 = fresh }
     }
 

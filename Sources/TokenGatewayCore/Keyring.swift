@@ -22,12 +22,15 @@ public struct Keyring: Sendable {
                 throw ParseFailure(reason: "must be keyid:base64-of-32-bytes entries separated by commas")
             }
             let id = String(entry[..<colon])
-            guard (1...32).contains(id.count), id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
+            guard (1...32).contains(id.count),
+                id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
             else { throw ParseFailure(reason: "has a key id that is not 1 to 32 of [A-Za-z0-9_-]") }
             guard let bytes = Data(base64Encoded: String(entry[entry.index(after: colon)...])), bytes.count == 32 else {
                 throw ParseFailure(reason: "has key '\(id)' that is not base64 of exactly 32 bytes")
             }
-            guard !keys.contains(where: { $0.id == id }) else { throw ParseFailure(reason: "names key id '\(id)' twice") }
+            guard !keys.contains(where: { $0.id == id }) else {
+                throw ParseFailure(reason: "names key id '\(id)' twice")
+            }
             keys.append(Key(id: id, key: SymmetricKey(data: bytes)))
         }
         guard !keys.isEmpty else { throw ParseFailure(reason: "holds no key") }
@@ -50,8 +53,9 @@ public struct Keyring: Sendable {
 
     /// Seals `plaintext` under the primary key: `keyid:base64(nonce ‖ ciphertext ‖ tag)`.
     public func seal(_ plaintext: String, for binding: Binding) throws -> String {
-        let box = try AES.GCM.seal(Array(plaintext.utf8), using: primary.key, nonce: AES.GCM.Nonce(),
-                                   authenticating: Array(binding.text.utf8))
+        let box = try AES.GCM.seal(
+            Array(plaintext.utf8), using: primary.key, nonce: AES.GCM.Nonce(),
+            authenticating: Array(binding.text.utf8))
         guard let combined = box.combined else { throw SealError.sealFailed }
         return primary.id + ":" + combined.base64EncodedString()
     }
@@ -61,7 +65,9 @@ public struct Keyring: Sendable {
         guard let colon = sealed.firstIndex(of: ":") else { throw SealError.malformed }
         let id = sealed[..<colon]
         guard let key = keys.first(where: { $0.id == id }) else { throw SealError.unknownKey(String(id)) }
-        guard let combined = Data(base64Encoded: String(sealed[sealed.index(after: colon)...])) else { throw SealError.malformed }
+        guard let combined = Data(base64Encoded: String(sealed[sealed.index(after: colon)...])) else {
+            throw SealError.malformed
+        }
         do {
             let box = try AES.GCM.SealedBox(combined: combined)
             let plain = try AES.GCM.open(box, using: key.key, authenticating: Array(binding.text.utf8))
@@ -79,13 +85,17 @@ public struct Keyring: Sendable {
 
 /// Why a sealed secret could not be used. Never carries the secret.
 public enum SealError: Error, Sendable, CustomStringConvertible {
-    case sealFailed, malformed, unknownKey(String), authenticationFailed
+    case sealFailed, malformed
+    case unknownKey(String)
+    case authenticationFailed
     public var description: String {
         switch self {
         case .sealFailed: "sealing failed"
         case .malformed: "a stored secret is malformed"
-        case .unknownKey(let id): "a stored secret was sealed with key '\(id)', which TOKEN_GATEWAY_ENCRYPTION_KEYS no longer holds"
-        case .authenticationFailed: "a stored secret does not open: wrong key, changed data, or it belongs to another row"
+        case .unknownKey(let id):
+            "a stored secret was sealed with key '\(id)', which TOKEN_GATEWAY_ENCRYPTION_KEYS no longer holds"
+        case .authenticationFailed:
+            "a stored secret does not open: wrong key, changed data, or it belongs to another row"
         }
     }
 }

@@ -48,7 +48,8 @@ public struct JSONLogHandler: LogHandler {
             line = String(decoding: writer.bytes, as: UTF8.self) + "\n"
         } else {
             let fields = merged.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            line = "\(stamp) \(event.level.rawValue.uppercased()) \(event.message)\(fields.isEmpty ? "" : " " + fields)\n"
+            line =
+                "\(stamp) \(event.level.rawValue.uppercased()) \(event.message)\(fields.isEmpty ? "" : " " + fields)\n"
         }
         if let sink {
             sink(line)

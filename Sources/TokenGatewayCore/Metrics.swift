@@ -85,18 +85,25 @@ public final class Metrics: Sendable {
                 out += "\(name){\(labels.0)=\"\(parts[0])\",\(labels.1)=\"\(parts[1])\"} \(count)\n"
             }
         }
-        labeled("token_gateway_requests_total", "HTTP requests by route and status.", ("route", "status"),
-                Dictionary(uniqueKeysWithValues: snapshot.requests.map { ("\($0.key.route)\u{0}\($0.key.status)", $0.value) }))
+        labeled(
+            "token_gateway_requests_total", "HTTP requests by route and status.", ("route", "status"),
+            Dictionary(
+                uniqueKeysWithValues: snapshot.requests.map { ("\($0.key.route)\u{0}\($0.key.status)", $0.value) }))
         histogram("token_gateway_request_duration_seconds", "HTTP request duration.", snapshot.requestDuration)
         out += "# HELP token_gateway_cache_hits_total Token requests answered from memory.\n"
         out += "# TYPE token_gateway_cache_hits_total counter\ntoken_gateway_cache_hits_total \(snapshot.cacheHits)\n"
         out += "# HELP token_gateway_cache_misses_total Token requests that needed the database or Salesforce.\n"
-        out += "# TYPE token_gateway_cache_misses_total counter\ntoken_gateway_cache_misses_total \(snapshot.cacheMisses)\n"
-        labeled("token_gateway_upstream_requests_total", "Salesforce token calls by grant and outcome.", ("grant", "outcome"),
-                snapshot.upstream)
-        histogram("token_gateway_upstream_duration_seconds", "Salesforce token call duration.", snapshot.upstreamDuration)
+        out +=
+            "# TYPE token_gateway_cache_misses_total counter\ntoken_gateway_cache_misses_total \(snapshot.cacheMisses)\n"
+        labeled(
+            "token_gateway_upstream_requests_total", "Salesforce token calls by grant and outcome.",
+            ("grant", "outcome"),
+            snapshot.upstream)
+        histogram(
+            "token_gateway_upstream_duration_seconds", "Salesforce token call duration.", snapshot.upstreamDuration)
         out += "# HELP token_gateway_refresh_failures_total Token fetches that failed.\n"
-        out += "# TYPE token_gateway_refresh_failures_total counter\ntoken_gateway_refresh_failures_total \(snapshot.refreshFailures)\n"
+        out +=
+            "# TYPE token_gateway_refresh_failures_total counter\ntoken_gateway_refresh_failures_total \(snapshot.refreshFailures)\n"
         for (name, read) in gauges.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
             out += "# TYPE \(name) gauge\n\(name) \(read())\n"
         }

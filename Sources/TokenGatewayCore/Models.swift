@@ -11,7 +11,8 @@ public enum ResourceID {
         let bytes = Array(id.utf8)
         guard (1...63).contains(bytes.count) else { return false }
         func allowed(_ byte: UInt8, first: Bool) -> Bool {
-            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
                 || (!first && (byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")))
         }
         return allowed(bytes[0], first: true) && bytes.dropFirst().allSatisfy { allowed($0, first: false) }

@@ -12,8 +12,11 @@ public enum Rekey {
                 count += 1
                 return try keyring.seal(try keyring.open(sealed, for: binding), for: binding)
             }
-            for row in try await db.query("SELECT tenant_id, id, client_secret, private_key FROM clients FOR UPDATE").rows {
-                let tenant = row["tenant_id"] ?? "", id = row["id"] ?? ""
+            for row in try await db.query("SELECT tenant_id, id, client_secret, private_key FROM clients FOR UPDATE")
+                .rows
+            {
+                let tenant = row["tenant_id"] ?? ""
+                let id = row["id"] ?? ""
                 let secret = try reseal(row["client_secret"], .init(field: "client_secret", tenant: tenant, client: id))
                 let key = try reseal(row["private_key"], .init(field: "private_key", tenant: tenant, client: id))
                 if secret != nil || key != nil {
@@ -27,7 +30,9 @@ public enum Rekey {
             for row in try await db.query(
                 "SELECT tenant_id, client_id, id, refresh_token, access_token FROM connections FOR UPDATE"
             ).rows {
-                let tenant = row["tenant_id"] ?? "", client = row["client_id"] ?? "", id = row["id"] ?? ""
+                let tenant = row["tenant_id"] ?? ""
+                let client = row["client_id"] ?? ""
+                let id = row["id"] ?? ""
                 let refresh = try reseal(
                     row["refresh_token"], .init(field: "refresh_token", tenant: tenant, client: client, connection: id))
                 let access = try reseal(
@@ -44,10 +49,14 @@ public enum Rekey {
                 "SELECT state_hash, tenant_id, client_id, code_verifier FROM authorize_states WHERE used_at IS NULL FOR UPDATE"
             ).rows {
                 let hash = row["state_hash"] ?? ""
-                if let verifier = try reseal(row["code_verifier"], .init(
-                    field: "code_verifier", tenant: row["tenant_id"] ?? "", client: row["client_id"] ?? "", connection: hash))
+                if let verifier = try reseal(
+                    row["code_verifier"],
+                    .init(
+                        field: "code_verifier", tenant: row["tenant_id"] ?? "", client: row["client_id"] ?? "",
+                        connection: hash))
                 {
-                    try await db.query("UPDATE authorize_states SET code_verifier = $2 WHERE state_hash = $1", [hash, verifier])
+                    try await db.query(
+                        "UPDATE authorize_states SET code_verifier = $2 WHERE state_hash = $1", [hash, verifier])
                 }
             }
             return count

@@ -27,7 +27,8 @@ public struct RequestBody: Sendable {
         var bytes = Array(contentType.utf8)[...]
         while let first = bytes.first, first == 0x20 || first == 0x09 { bytes = bytes.dropFirst() }
         let media: [UInt8] = Array("application/json".utf8)
-        guard bytes.count >= media.count, zip(bytes.prefix(media.count), media).allSatisfy({ ($0 | 0x20) == $1 || $0 == $1 })
+        guard bytes.count >= media.count,
+            zip(bytes.prefix(media.count), media).allSatisfy({ ($0 | 0x20) == $1 || $0 == $1 })
         else { return false }
         let rest = bytes.dropFirst(media.count)
         guard let next = rest.first(where: { $0 != 0x20 && $0 != 0x09 }) else { return true }
@@ -65,7 +66,9 @@ public struct RequestBody: Sendable {
         guard let value = members[field], value != .null else { return nil }
         guard case .number(let number) = value, number.rounded() == number, number >= Double(range.lowerBound),
             number <= Double(range.upperBound)
-        else { throw .invalidRequest("\(field): must be a whole number from \(range.lowerBound) to \(range.upperBound).") }
+        else {
+            throw .invalidRequest("\(field): must be a whole number from \(range.lowerBound) to \(range.upperBound).")
+        }
         return Int(number)
     }
 

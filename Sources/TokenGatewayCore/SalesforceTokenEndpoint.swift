@@ -1,8 +1,8 @@
 import Crypto
-import _CryptoExtras
 import Foundation
 import HTTPClient
 import Logging
+import _CryptoExtras
 
 /// A successful answer of Salesforce's token endpoint.
 public struct SalesforceToken: Sendable, Equatable {
@@ -81,7 +81,9 @@ public struct SalesforceTokenEndpoint: Sendable {
     let maxAttempts: Int
     let baseBackoffMilliseconds: Int
 
-    public init(http: HTTPClient, metrics: Metrics, logger: Logger, maxAttempts: Int = 3, baseBackoffMilliseconds: Int = 200) {
+    public init(
+        http: HTTPClient, metrics: Metrics, logger: Logger, maxAttempts: Int = 3, baseBackoffMilliseconds: Int = 200
+    ) {
         self.http = http
         self.metrics = metrics
         self.logger = logger
@@ -124,7 +126,8 @@ public struct SalesforceTokenEndpoint: Sendable {
                 metrics.upstreamCall(grant: grant.label, outcome: "success", duration: ContinuousClock.now - started)
                 return token
             } catch {
-                metrics.upstreamCall(grant: grant.label, outcome: Self.outcomeLabel(error), duration: ContinuousClock.now - started)
+                metrics.upstreamCall(
+                    grant: grant.label, outcome: Self.outcomeLabel(error), duration: ContinuousClock.now - started)
                 let retryable: Bool
                 switch error {
                 case .unreachable: retryable = true
@@ -134,10 +137,12 @@ public struct SalesforceTokenEndpoint: Sendable {
                 guard retryable, attempt < maxAttempts else { throw error }
                 let base = baseBackoffMilliseconds << (attempt - 1)
                 let delay = base / 2 + Int.random(in: 0...base)
-                logger.warning("salesforce token call failed, retrying", metadata: [
-                    "grant": "\(grant.label)", "attempt": "\(attempt)", "failure": "\(Self.outcomeLabel(error))",
-                    "retry_in_ms": "\(delay)",
-                ])
+                logger.warning(
+                    "salesforce token call failed, retrying",
+                    metadata: [
+                        "grant": "\(grant.label)", "attempt": "\(attempt)", "failure": "\(Self.outcomeLabel(error))",
+                        "retry_in_ms": "\(delay)",
+                    ])
                 try? await Task.sleep(for: .milliseconds(delay))
                 attempt += 1
             }
@@ -159,7 +164,8 @@ public struct SalesforceTokenEndpoint: Sendable {
 
     func attemptOnce(_ grant: TokenGrant, client: Client) async throws(SalesforceFailure) -> SalesforceToken {
         let request = HTTPClientRequest.form(
-            url: client.tokenEndpoint, fields: Self.form(for: grant, client: client), headers: [("Accept", "application/json")])
+            url: client.tokenEndpoint, fields: Self.form(for: grant, client: client),
+            headers: [("Accept", "application/json")])
         let response: HTTPClientResponse
         do {
             response = try await http.send(request)
@@ -171,22 +177,27 @@ public struct SalesforceTokenEndpoint: Sendable {
         } catch {
             throw .transport
         }
-        return try Self.read(status: response.status, body: response.body, retryAfter: response.header("Retry-After"),
-                             clientSecret: client.clientSecret)
+        return try Self.read(
+            status: response.status, body: response.body, retryAfter: response.header("Retry-After"),
+            clientSecret: client.clientSecret)
     }
 
     /// Reads a token-endpoint answer. Pure, so each of Salesforce's shapes is unit-tested.
-    public static func read(status: Int, body: [UInt8], retryAfter: String?, clientSecret: String?) throws(SalesforceFailure)
+    public static func read(status: Int, body: [UInt8], retryAfter: String?, clientSecret: String?)
+        throws(SalesforceFailure)
         -> SalesforceToken
     {
         let json = try? JSONValue.parse(body)
         let details = UpstreamDetails(
             status: status, error: json?["error"]?.stringValue.map { String($0.prefix(200)) },
             errorDescription: json?["error_description"]?.stringValue.map { String($0.prefix(500)) })
-        let retrySeconds = retryAfter.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }.map { min(max($0, 1), 3600) }
+        let retrySeconds = retryAfter.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }.map {
+            min(max($0, 1), 3600)
+        }
         let rateLimited =
             status == 429 || details.error == "rate_limit_exceeded"
-            || (details.errorDescription ?? "").contains("LOGIN_RATE_EXCEEDED") || (details.error ?? "").contains("LOGIN_RATE_EXCEEDED")
+            || (details.errorDescription ?? "").contains("LOGIN_RATE_EXCEEDED")
+            || (details.error ?? "").contains("LOGIN_RATE_EXCEEDED")
         if rateLimited { throw .throttled(retryAfterSeconds: retrySeconds ?? 60, details) }
         if status >= 500 { throw .serverError(status: status) }
         if status != 200 {
@@ -199,12 +210,14 @@ public struct SalesforceTokenEndpoint: Sendable {
         else { throw .unreadable(status: status) }
         if let clientSecret {
             guard let signature = json["signature"]?.stringValue,
-                Self.verifySignature(signature, identityURL: identityURL, issuedAt: json["issued_at"]!, secret: clientSecret)
+                Self.verifySignature(
+                    signature, identityURL: identityURL, issuedAt: json["issued_at"]!, secret: clientSecret)
             else { throw .badSignature }
         }
         return SalesforceToken(
             accessToken: accessToken, refreshToken: json["refresh_token"]?.stringValue, instanceURL: instanceURL,
-            identityURL: identityURL, scope: json["scope"]?.stringValue, tokenType: json["token_type"]?.stringValue ?? "Bearer",
+            identityURL: identityURL, scope: json["scope"]?.stringValue,
+            tokenType: json["token_type"]?.stringValue ?? "Bearer",
             issuedAtMillis: issuedAt)
     }
 
@@ -256,7 +269,8 @@ public enum JWTAssertion {
         }
         let key: _RSA.Signing.PrivateKey
         do { key = try _RSA.Signing.PrivateKey(pemRepresentation: pem) } catch {
-            throw GatewayError(status: 409, code: "client_rejected", message: "The client's private_key cannot be read; replace it.")
+            throw GatewayError(
+                status: 409, code: "client_rejected", message: "The client's private_key cannot be read; replace it.")
         }
         var claims = JSONWriter()
         claims.beginObject()
@@ -272,7 +286,9 @@ public enum JWTAssertion {
     }
 
     public static func base64URL(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(
+            of: "/", with: "_"
+        )
+        .replacingOccurrences(of: "=", with: "")
     }
 }

@@ -47,7 +47,8 @@ public final class TokenCache: Sendable {
     /// Drops entries matching a tenant, optionally a client and a connection (empty strings match all).
     public func invalidate(tenant: String, client: String = "", connection: String = "") {
         entries.withLock { entries in
-            for key in entries.keys where key.tenant == tenant && (client.isEmpty || key.client == client)
+            for key in entries.keys
+            where key.tenant == tenant && (client.isEmpty || key.client == client)
                 && (connection.isEmpty || key.connection == connection)
             {
                 entries[key] = nil

@@ -60,11 +60,14 @@ public final class TokenService: Sendable {
 
     /// The slow path: coalesces concurrent requests for the same connection in this process, then asks the
     /// database and, if needed, Salesforce under the connection's advisory lock.
-    public func fetchToken(_ key: ConnectionKey, minTTL: Double, force: Bool, keyID: String) async throws -> IssuedToken {
+    public func fetchToken(_ key: ConnectionKey, minTTL: Double, force: Bool, keyID: String) async throws -> IssuedToken
+    {
         let (task, leader) = inflight.withLock { inflight -> (Task<(CachedToken, Bool), any Error>, Bool) in
             if let running = inflight[key] { return (running, false) }
             let started = Self.now
-            let task = Task { try await self.refresh(key, minTTL: minTTL, force: force, keyID: keyID, started: started) }
+            let task = Task {
+                try await self.refresh(key, minTTL: minTTL, force: force, keyID: keyID, started: started)
+            }
             inflight[key] = task
             return (task, true)
         }
@@ -114,12 +117,15 @@ public final class TokenService: Sendable {
             ).rows.first
             if row == nil {
                 guard client.grantType != .authorizationCode else {
-                    return .failure(.notFound(
-                        "Connection '\(key.connection)' of client '\(key.client)' is not authorized yet: POST /exchange with a code, or make an authorize link."))
+                    return .failure(
+                        .notFound(
+                            "Connection '\(key.connection)' of client '\(key.client)' is not authorized yet: POST /exchange with a code, or make an authorize link."
+                        ))
                 }
                 guard key.connection == "default" else {
-                    return .failure(.notFound(
-                        "A \(client.grantType.rawValue) client has only the connection 'default'."))
+                    return .failure(
+                        .notFound(
+                            "A \(client.grantType.rawValue) client has only the connection 'default'."))
                 }
                 try await connection.query(
                     "INSERT INTO connections (tenant_id, client_id, id) VALUES ($1, $2, 'default') ON CONFLICT DO NOTHING",
@@ -128,7 +134,9 @@ public final class TokenService: Sendable {
             }
             let now = Self.now
             if let row, let stored = try self.storedToken(row, key: key) {
-                if stored.fetchedAt >= started && stored.remaining(now: now) > 0 { return .token(stored, calledUpstream: false) }
+                if stored.fetchedAt >= started && stored.remaining(now: now) > 0 {
+                    return .token(stored, calledUpstream: false)
+                }
                 if !force && stored.remaining(now: now) > minTTL { return .token(stored, calledUpstream: false) }
                 if force && now - stored.fetchedAt <= forceRefreshGrace && stored.remaining(now: now) > 0 {
                     return .token(stored, calledUpstream: false)
@@ -138,22 +146,28 @@ public final class TokenService: Sendable {
             switch client.grantType {
             case .authorizationCode:
                 guard row?["status"] != "reauthorization_required", let sealed = row?["refresh_token"] else {
-                    return .failure(Self.reauthorization(
-                        "Connection '\(key.connection)' has no usable refresh token: authorize it again (POST /exchange or an authorize link).",
-                        upstream: nil))
+                    return .failure(
+                        Self.reauthorization(
+                            "Connection '\(key.connection)' has no usable refresh token: authorize it again (POST /exchange or an authorize link).",
+                            upstream: nil))
                 }
-                grant = .refreshToken(try store.keyring.open(sealed, for: .init(
-                    field: "refresh_token", tenant: key.tenant, client: key.client, connection: key.connection)))
+                grant = .refreshToken(
+                    try store.keyring.open(
+                        sealed,
+                        for: .init(
+                            field: "refresh_token", tenant: key.tenant, client: key.client, connection: key.connection))
+                )
             case .jwtBearer:
                 grant = .jwtBearer(assertion: try JWTAssertion.make(client: client))
             case .clientCredentials:
                 grant = .clientCredentials
             }
             if let retryAfter = limiter.take(keyID: keyID, now: now) {
-                return .failure(GatewayError(
-                    status: 429, code: "rate_limited",
-                    message: "This API key caused too many Salesforce calls; retry after \(retryAfter) s.",
-                    retryAfterSeconds: retryAfter))
+                return .failure(
+                    GatewayError(
+                        status: 429, code: "rate_limited",
+                        message: "This API key caused too many Salesforce calls; retry after \(retryAfter) s.",
+                        retryAfterSeconds: retryAfter))
             }
             let answer: SalesforceToken
             do throws(SalesforceFailure) {
@@ -167,11 +181,14 @@ public final class TokenService: Sendable {
                         UPDATE connections SET status = 'reauthorization_required', access_token = NULL, expires_at = NULL
                         WHERE tenant_id = $1 AND client_id = $2 AND id = $3
                         """, [key.tenant, key.client, key.connection])
-                    try await GatewayStore.notifyTokens(connection, tenant: key.tenant, client: key.client, connection: key.connection)
+                    try await GatewayStore.notifyTokens(
+                        connection, tenant: key.tenant, client: key.client, connection: key.connection)
                 }
-                logger.warning("token fetch failed", metadata: [
-                    "connection": "\(key)", "grant": "\(grant.label)", "error": "\(mapped.code)",
-                ])
+                logger.warning(
+                    "token fetch failed",
+                    metadata: [
+                        "connection": "\(key)", "grant": "\(grant.label)", "error": "\(mapped.code)",
+                    ])
                 return .failure(mapped)
             }
             let token = try await self.save(answer, client: client, key: key, connection: connection, isExchange: false)
@@ -186,18 +203,23 @@ public final class TokenService: Sendable {
             cache.put(key, token)
             return (token, calledUpstream)
         case .failure(let error):
-            if error.code == "reauthorization_required" || error.status == 404 { cache.invalidate(
-                tenant: key.tenant, client: key.client, connection: key.connection) }
+            if error.code == "reauthorization_required" || error.status == 404 {
+                cache.invalidate(
+                    tenant: key.tenant, client: key.client, connection: key.connection)
+            }
             throw error
         }
     }
 
     func storedToken(_ row: PostgresRow, key: ConnectionKey) throws -> CachedToken? {
-        guard row["status"] == "active", let sealed = row["access_token"], let expiresAt = row["expires_at"].flatMap(Double.init),
+        guard row["status"] == "active", let sealed = row["access_token"],
+            let expiresAt = row["expires_at"].flatMap(Double.init),
             let issuedAt = row["issued_at"].flatMap(Double.init), let fetchedAt = row["fetched_at"].flatMap(Double.init)
         else { return nil }
-        let access = try store.keyring.open(sealed, for: .init(
-            field: "access_token", tenant: key.tenant, client: key.client, connection: key.connection))
+        let access = try store.keyring.open(
+            sealed,
+            for: .init(
+                field: "access_token", tenant: key.tenant, client: key.client, connection: key.connection))
         return CachedToken(
             accessToken: access, instanceURL: row["instance_url"] ?? "", identityURL: row["identity_url"] ?? "",
             scope: row["scope"], tokenType: row["token_type"] ?? "Bearer", issuedAt: issuedAt, expiresAt: expiresAt,
@@ -206,7 +228,9 @@ public final class TokenService: Sendable {
 
     /// Stores a fresh answer on the connection (creating it for /exchange): the access token, and the refresh token
     /// when Salesforce sent one (rotation, or a new authorization). Runs inside the caller's transaction.
-    func save(_ answer: SalesforceToken, client: Client, key: ConnectionKey, connection: PostgresConnection, isExchange: Bool)
+    func save(
+        _ answer: SalesforceToken, client: Client, key: ConnectionKey, connection: PostgresConnection, isExchange: Bool
+    )
         async throws -> CachedToken
     {
         let now = Self.now
@@ -215,11 +239,15 @@ public final class TokenService: Sendable {
             accessToken: answer.accessToken, instanceURL: answer.instanceURL, identityURL: answer.identityURL,
             scope: answer.scope, tokenType: answer.tokenType, issuedAt: issuedAt,
             expiresAt: issuedAt + Double(client.tokenTTLSeconds), fetchedAt: now)
-        let access = try store.keyring.seal(answer.accessToken, for: .init(
-            field: "access_token", tenant: key.tenant, client: key.client, connection: key.connection))
+        let access = try store.keyring.seal(
+            answer.accessToken,
+            for: .init(
+                field: "access_token", tenant: key.tenant, client: key.client, connection: key.connection))
         let refresh = try answer.refreshToken.map {
-            try store.keyring.seal($0, for: .init(
-                field: "refresh_token", tenant: key.tenant, client: key.client, connection: key.connection))
+            try store.keyring.seal(
+                $0,
+                for: .init(
+                    field: "refresh_token", tenant: key.tenant, client: key.client, connection: key.connection))
         }
         // On /exchange a missing refresh token replaces the old one (a new identity may have been authorized);
         // on refresh a missing one keeps the stored one (rotation is off).
@@ -239,7 +267,8 @@ public final class TokenService: Sendable {
               fetched_at = EXCLUDED.fetched_at, refreshed_at = now()
             """,
             [
-                key.tenant, key.client, key.connection, refresh, access, answer.userID, answer.orgID, answer.instanceURL,
+                key.tenant, key.client, key.connection, refresh, access, answer.userID, answer.orgID,
+                answer.instanceURL,
                 answer.identityURL, answer.scope, answer.tokenType, String(token.issuedAt), String(token.expiresAt),
                 String(now),
             ])
@@ -260,8 +289,10 @@ public final class TokenService: Sendable {
                     return .failure(.notFound("Client '\(key.client)' does not exist."))
                 }
                 guard client.grantType == .authorizationCode else {
-                    return .failure(.invalidRequest(
-                        "client: '\(key.client)' uses grant_type \(client.grantType.rawValue); /exchange is only for authorization_code clients."))
+                    return .failure(
+                        .invalidRequest(
+                            "client: '\(key.client)' uses grant_type \(client.grantType.rawValue); /exchange is only for authorization_code clients."
+                        ))
                 }
                 guard let redirect = redirectURI ?? client.redirectURI else {
                     return .failure(.invalidRequest("redirect_uri: the client has none; send redirect_uri."))
@@ -276,11 +307,14 @@ public final class TokenService: Sendable {
                 }
                 if answer.refreshToken == nil {
                     warnings.append(
-                        "Salesforce returned no refresh token: add the 'refresh_token' (or 'offline_access') scope to the connected app and the client, then authorize again; until then this token cannot be renewed.")
+                        "Salesforce returned no refresh token: add the 'refresh_token' (or 'offline_access') scope to the connected app and the client, then authorize again; until then this token cannot be renewed."
+                    )
                 }
-                let token = try await self.save(answer, client: client, key: key, connection: connection, isExchange: true)
-                try await GatewayStore.audit(connection, tenant: key.tenant, actor: actor, action: "connection.authorize",
-                                             target: "client/\(key.client)/connection/\(key.connection)")
+                let token = try await self.save(
+                    answer, client: client, key: key, connection: connection, isExchange: true)
+                try await GatewayStore.audit(
+                    connection, tenant: key.tenant, actor: actor, action: "connection.authorize",
+                    target: "client/\(key.client)/connection/\(key.connection)")
                 try await connection.query("SELECT pg_notify('tgw_tokens', $1)", ["\(origin)|\(key.description)"])
                 return .token(token, calledUpstream: true)
             }
@@ -311,13 +345,15 @@ public final class TokenService: Sendable {
             {
                 return GatewayError(
                     status: 409, code: "client_rejected",
-                    message: "Salesforce refused the client itself (\(error)): fix its client_id, secret, login_url or connected app.",
+                    message:
+                        "Salesforce refused the client itself (\(error)): fix its client_id, secret, login_url or connected app.",
                     upstream: details)
             }
             if case .authorizationCode = grant {
                 return GatewayError(
                     status: 400, code: "invalid_grant",
-                    message: "Salesforce refused the authorization code (expired, already used, or another redirect_uri): authorize again and send the new code.",
+                    message:
+                        "Salesforce refused the authorization code (expired, already used, or another redirect_uri): authorize again and send the new code.",
                     upstream: details)
             }
             if error == "invalid_grant" {
@@ -325,25 +361,32 @@ public final class TokenService: Sendable {
                     "Salesforce no longer accepts this connection's grant (\(description.isEmpty ? error : description)): a person must act (authorize again, or pre-approve the user).",
                     upstream: details)
             }
-            return GatewayError(status: 502, code: "upstream_error",
-                                message: "Salesforce refused the token request (\(error)).", upstream: details)
+            return GatewayError(
+                status: 502, code: "upstream_error",
+                message: "Salesforce refused the token request (\(error)).", upstream: details)
         case .throttled(let retryAfter, let details):
-            return GatewayError(status: 429, code: "upstream_rate_limited",
-                                message: "Salesforce is throttling token requests; retry after \(retryAfter) s.",
-                                upstream: details, retryAfterSeconds: retryAfter)
+            return GatewayError(
+                status: 429, code: "upstream_rate_limited",
+                message: "Salesforce is throttling token requests; retry after \(retryAfter) s.",
+                upstream: details, retryAfterSeconds: retryAfter)
         case .serverError(let status):
-            return GatewayError(status: 502, code: "upstream_error", message: "Salesforce answered HTTP \(status); retry later.",
-                                upstream: UpstreamDetails(status: status))
+            return GatewayError(
+                status: 502, code: "upstream_error", message: "Salesforce answered HTTP \(status); retry later.",
+                upstream: UpstreamDetails(status: status))
         case .unreadable(let status):
-            return GatewayError(status: 502, code: "upstream_error",
-                                message: "Salesforce's answer was not a token response (HTTP \(status)).")
+            return GatewayError(
+                status: 502, code: "upstream_error",
+                message: "Salesforce's answer was not a token response (HTTP \(status)).")
         case .badSignature:
-            return GatewayError(status: 502, code: "upstream_error",
-                                message: "Salesforce's token response failed signature verification; nothing was stored.")
+            return GatewayError(
+                status: 502, code: "upstream_error",
+                message: "Salesforce's token response failed signature verification; nothing was stored.")
         case .timeout:
-            return GatewayError(status: 504, code: "upstream_timeout", message: "Salesforce did not answer in time; retry later.")
+            return GatewayError(
+                status: 504, code: "upstream_timeout", message: "Salesforce did not answer in time; retry later.")
         case .unreachable, .transport:
-            return GatewayError(status: 502, code: "upstream_error", message: "Salesforce could not be reached; retry later.")
+            return GatewayError(
+                status: 502, code: "upstream_error", message: "Salesforce could not be reached; retry later.")
         }
     }
 }

@@ -16,30 +16,46 @@ struct TokenGatewayCommand: AsyncParsableCommand {
 /// Settings shared by the commands that touch the database; each flag falls back to its environment variable.
 struct Settings: ParsableArguments {
     @Option(help: "PostgreSQL connection URI. [env: DATABASE_URL]") var databaseURL: String?
-    @Option(help: "Admin API bearer token, at least 32 characters. [env: TOKEN_GATEWAY_ADMIN_TOKEN]") var adminToken: String?
+    @Option(help: "Admin API bearer token, at least 32 characters. [env: TOKEN_GATEWAY_ADMIN_TOKEN]") var adminToken:
+        String?
     @Option(help: "Comma-separated keyid:base64-of-32-bytes; the first encrypts. [env: TOKEN_GATEWAY_ENCRYPTION_KEYS]")
     var encryptionKeys: String?
     @Option(help: "host:port to listen on (default 0.0.0.0:8080). [env: TOKEN_GATEWAY_LISTEN]") var listen: String?
     @Option(help: "External base URL; authorize links redirect to <url>/callback. [env: TOKEN_GATEWAY_PUBLIC_URL]")
     var publicURL: String?
-    @Option(help: "Comma-separated scheme://host[:port] patterns for login_url (default: Salesforce's https domains). [env: TOKEN_GATEWAY_UPSTREAM_ALLOWLIST]")
+    @Option(
+        help:
+            "Comma-separated scheme://host[:port] patterns for login_url (default: Salesforce's https domains). [env: TOKEN_GATEWAY_UPSTREAM_ALLOWLIST]"
+    )
     var upstreamAllowlist: String?
-    @Option(help: "Whole-call timeout of Salesforce requests (default 15). [env: TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS]")
+    @Option(
+        help: "Whole-call timeout of Salesforce requests (default 15). [env: TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS]")
     var upstreamTimeoutSeconds: String?
-    @Option(help: "Connect timeout of Salesforce requests (default 5). [env: TOKEN_GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS]")
+    @Option(
+        help:
+            "Connect timeout of Salesforce requests (default 5). [env: TOKEN_GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS]")
     var upstreamConnectTimeoutSeconds: String?
     @Option(help: "Largest request body (default 65536). [env: TOKEN_GATEWAY_MAX_BODY_BYTES]") var maxBodyBytes: String?
-    @Option(help: "force_refresh returns a token this fresh instead of calling Salesforce (default 5). [env: TOKEN_GATEWAY_FORCE_REFRESH_GRACE_SECONDS]")
+    @Option(
+        help:
+            "force_refresh returns a token this fresh instead of calling Salesforce (default 5). [env: TOKEN_GATEWAY_FORCE_REFRESH_GRACE_SECONDS]"
+    )
     var forceRefreshGraceSeconds: String?
     @Option(help: "json or text (default json). [env: TOKEN_GATEWAY_LOG_FORMAT]") var logFormat: String?
-    @Option(help: "trace, debug, info, notice, warning, error (default info). [env: TOKEN_GATEWAY_LOG_LEVEL]") var logLevel: String?
+    @Option(help: "trace, debug, info, notice, warning, error (default info). [env: TOKEN_GATEWAY_LOG_LEVEL]")
+    var logLevel: String?
     @Option(help: "HTTP worker threads (default: cores). [env: TOKEN_GATEWAY_THREADS]") var threads: String?
     @Option(help: "Most PostgreSQL connections (default 10). [env: TOKEN_GATEWAY_DB_POOL_SIZE]") var dbPoolSize: String?
-    @Option(help: "Most simultaneous HTTP connections (default 1024). [env: TOKEN_GATEWAY_MAX_CONNECTIONS]") var maxConnections: String?
-    @Option(help: "Idle keep-alive timeout (default 60). [env: TOKEN_GATEWAY_IDLE_TIMEOUT_SECONDS]") var idleTimeoutSeconds: String?
+    @Option(help: "Most simultaneous HTTP connections (default 1024). [env: TOKEN_GATEWAY_MAX_CONNECTIONS]")
+    var maxConnections: String?
+    @Option(help: "Idle keep-alive timeout (default 60). [env: TOKEN_GATEWAY_IDLE_TIMEOUT_SECONDS]")
+    var idleTimeoutSeconds: String?
     @Option(help: "Grace for in-flight requests on SIGTERM (default 10). [env: TOKEN_GATEWAY_SHUTDOWN_GRACE_SECONDS]")
     var shutdownGraceSeconds: String?
-    @Option(help: "Salesforce calls one API key may cause per minute per replica (default 120). [env: TOKEN_GATEWAY_KEY_UPSTREAM_LIMIT_PER_MINUTE]")
+    @Option(
+        help:
+            "Salesforce calls one API key may cause per minute per replica (default 120). [env: TOKEN_GATEWAY_KEY_UPSTREAM_LIMIT_PER_MINUTE]"
+    )
     var keyUpstreamLimitPerMinute: String?
 
     /// Flags over environment, keyed by environment variable name.
@@ -51,8 +67,10 @@ struct Settings: ParsableArguments {
             ("TOKEN_GATEWAY_PUBLIC_URL", publicURL), ("TOKEN_GATEWAY_UPSTREAM_ALLOWLIST", upstreamAllowlist),
             ("TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS", upstreamTimeoutSeconds),
             ("TOKEN_GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS", upstreamConnectTimeoutSeconds),
-            ("TOKEN_GATEWAY_MAX_BODY_BYTES", maxBodyBytes), ("TOKEN_GATEWAY_FORCE_REFRESH_GRACE_SECONDS", forceRefreshGraceSeconds),
-            ("TOKEN_GATEWAY_LOG_FORMAT", logFormat), ("TOKEN_GATEWAY_LOG_LEVEL", logLevel), ("TOKEN_GATEWAY_THREADS", threads),
+            ("TOKEN_GATEWAY_MAX_BODY_BYTES", maxBodyBytes),
+            ("TOKEN_GATEWAY_FORCE_REFRESH_GRACE_SECONDS", forceRefreshGraceSeconds),
+            ("TOKEN_GATEWAY_LOG_FORMAT", logFormat), ("TOKEN_GATEWAY_LOG_LEVEL", logLevel),
+            ("TOKEN_GATEWAY_THREADS", threads),
             ("TOKEN_GATEWAY_DB_POOL_SIZE", dbPoolSize), ("TOKEN_GATEWAY_MAX_CONNECTIONS", maxConnections),
             ("TOKEN_GATEWAY_IDLE_TIMEOUT_SECONDS", idleTimeoutSeconds),
             ("TOKEN_GATEWAY_SHUTDOWN_GRACE_SECONDS", shutdownGraceSeconds),
@@ -120,10 +138,13 @@ struct Migrate: AsyncParsableCommand {
         let logger = Settings().makeLogger()
         let pool = PostgresPool(configuration: PostgresConfiguration(url: url, poolSize: 2), logger: logger)
         defer { Task { await pool.close() } }
-        let applied = try await PostgresMigrator.migrate(pool: pool, migrations: GatewaySchema.migrations, logger: logger)
-        logger.info("migrations done", metadata: [
-            "applied": "\(applied)", "version": "\(GatewaySchema.latestVersion)",
-        ])
+        let applied = try await PostgresMigrator.migrate(
+            pool: pool, migrations: GatewaySchema.migrations, logger: logger)
+        logger.info(
+            "migrations done",
+            metadata: [
+                "applied": "\(applied)", "version": "\(GatewaySchema.latestVersion)",
+            ])
     }
 }
 
@@ -143,13 +164,15 @@ struct Keygen: ParsableCommand {
 
 struct Rekey: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Re-encrypt every stored secret under the first key of TOKEN_GATEWAY_ENCRYPTION_KEYS, in one transaction.")
+        abstract:
+            "Re-encrypt every stored secret under the first key of TOKEN_GATEWAY_ENCRYPTION_KEYS, in one transaction.")
     @OptionGroup var settings: Settings
 
     func run() async throws {
         let configuration = try settings.load()
         let logger = settings.makeLogger()
-        let pool = PostgresPool(configuration: PostgresConfiguration(url: configuration.databaseURL, poolSize: 2), logger: logger)
+        let pool = PostgresPool(
+            configuration: PostgresConfiguration(url: configuration.databaseURL, poolSize: 2), logger: logger)
         _ = try await PostgresMigrator.migrate(pool: pool, migrations: GatewaySchema.migrations, logger: logger)
         let count = try await TokenGatewayCore.Rekey.run(pool: pool, keyring: configuration.keyring)
         await pool.close()

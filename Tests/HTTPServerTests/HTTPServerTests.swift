@@ -291,10 +291,11 @@ struct HTTPServerTests {
             #expect(json["remote"] as? String == "127.0.0.1")
             #expect(json["agent"] as? String == "probe/1")
             let items = (json["items"] as? [[String: String]]) ?? []
-            #expect(items == [
-                ["name": "x", "value": "a b&c"], ["name": "empty", "value": ""], ["name": "flag", "value": ""],
-                ["name": "u", "value": "é"],
-            ])
+            #expect(
+                items == [
+                    ["name": "x", "value": "a b&c"], ["name": "empty", "value": ""], ["name": "flag", "value": ""],
+                    ["name": "u", "value": "é"],
+                ])
         }
     }
 

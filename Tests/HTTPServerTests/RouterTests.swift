@@ -11,7 +11,8 @@ struct RouterTests {
         router.add("GET", "/tenants/{tenant}") { _, p in
             .response(HTTPResponse(status: 200, body: Array("tenant=\(p["tenant"] ?? "-")".utf8)))
         }
-        router.add("GET", "/tenants/search") { _, _ in .response(HTTPResponse(status: 200, body: Array("search".utf8))) }
+        router.add("GET", "/tenants/search") { _, _ in .response(HTTPResponse(status: 200, body: Array("search".utf8)))
+        }
         router.add("DELETE", "/tenants/{tenant}/clients/{client}") { _, p in
             .response(HTTPResponse(status: 204, body: Array("\(p["tenant"] ?? "-")|\(p["client"] ?? "-")".utf8)))
         }
@@ -76,10 +77,11 @@ struct RouterTests {
     }
 
     @Test func routesAreListedInInsertionOrder() {
-        #expect(router().routes.map { "\($0.method) \($0.pattern)" } == [
-            "GET /tenants", "POST /tenants", "GET /tenants/{tenant}", "GET /tenants/search",
-            "DELETE /tenants/{tenant}/clients/{client}",
-        ])
+        #expect(
+            router().routes.map { "\($0.method) \($0.pattern)" } == [
+                "GET /tenants", "POST /tenants", "GET /tenants/{tenant}", "GET /tenants/search",
+                "DELETE /tenants/{tenant}/clients/{client}",
+            ])
     }
 
     @Test func emptyParameterDoesNotMatch() {

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 import _CryptoExtras
 
 @testable import TokenGatewayCore
@@ -27,9 +27,13 @@ struct AdminAPITests {
         try await withHarness { h in
             let key = try await h.tenantWithKey("acme")
             let missing = try await h.call("GET", "/tenants", token: nil)
-            #expect(missing.status == 401 && missing.header("WWW-Authenticate") == "Bearer" && missing["error"] == "unauthorized")
+            #expect(
+                missing.status == 401 && missing.header("WWW-Authenticate") == "Bearer"
+                    && missing["error"] == "unauthorized")
             #expect(try await h.call("GET", "/tenants", token: "wrong").status == 401)
-            #expect(try await h.call("GET", "/tenants", token: "tgw_0123456789abcdef_" + String(repeating: "A", count: 43)).status == 401)
+            #expect(
+                try await h.call("GET", "/tenants", token: "tgw_0123456789abcdef_" + String(repeating: "A", count: 43))
+                    .status == 401)
             let forbidden = try await h.call("GET", "/tenants", token: key)
             #expect(forbidden.status == 403 && forbidden["error"] == "forbidden")
             let adminOnToken = try await h.call("POST", "/token", json: #"{"client":"crm"}"#)
@@ -49,10 +53,13 @@ struct AdminAPITests {
             #expect(tooLarge.status == 413 && tooLarge["error"] == "payload_too_large")
             let wrongType = try await h.call("POST", "/tenants", json: nil, headers: [("Content-Type", "text/plain")])
             #expect(wrongType.status == 400)  // empty body: nothing to type-check
-            let textBody = try await h.http.send(.init(
-                method: "POST", url: h.baseURL + "/tenants",
-                headers: [("Authorization", "Bearer \(GatewayHarness.adminToken)"), ("Content-Type", "text/plain")],
-                body: Array("{}".utf8)))
+            let textBody = try await h.http.send(
+                .init(
+                    method: "POST", url: h.baseURL + "/tenants",
+                    headers: [
+                        ("Authorization", "Bearer \(GatewayHarness.adminToken)"), ("Content-Type", "text/plain"),
+                    ],
+                    body: Array("{}".utf8)))
             #expect(textBody.status == 415)
             let malformed = try await h.call("POST", "/tenants", json: "{nope")
             #expect(malformed.status == 400 && malformed["error"] == "invalid_request")
@@ -83,12 +90,18 @@ struct AdminAPITests {
             #expect(jwt.json?["has_private_key"] == .bool(true) && jwt.json?["has_client_secret"] == .bool(false))
             #expect(jwt["audience"] == "https://login.salesforce.com")
             let list = try await h.call("GET", "/tenants/acme/clients")
-            guard case .array(let clients)? = list.json?["clients"] else { Issue.record("no list"); return }
+            guard case .array(let clients)? = list.json?["clients"] else {
+                Issue.record("no list")
+                return
+            }
             #expect(clients.count == 3)
             #expect(try await h.call("POST", "/tenants/acme/clients", json: bodies[2]).status == 409)
 
-            let patched = try await h.call("PATCH", "/tenants/acme/clients/code", json: #"{"token_ttl_seconds":600,"scopes":null}"#)
-            #expect(patched.status == 200 && patched.json?["token_ttl_seconds"] == .number(600) && patched.json?["scopes"] == .null)
+            let patched = try await h.call(
+                "PATCH", "/tenants/acme/clients/code", json: #"{"token_ttl_seconds":600,"scopes":null}"#)
+            #expect(
+                patched.status == 200 && patched.json?["token_ttl_seconds"] == .number(600)
+                    && patched.json?["scopes"] == .null)
             #expect(patched.json?["has_client_secret"] == .bool(true))
             let bad = try await h.call("PATCH", "/tenants/acme/clients/code", json: #"{"redirect_uri":null}"#)
             #expect(bad.status == 400 && bad["message"]?.hasPrefix("redirect_uri:") == true)
@@ -105,9 +118,11 @@ struct AdminAPITests {
     @Test func loginURLOutsideTheAllowListIsRefusedAndChangesNothing() async throws {
         try await withHarness { h in
             _ = try await h.tenantWithKey("acme")
-            let reply = try await h.call("POST", "/tenants/acme/clients", json: """
-                {"id":"x","grant_type":"client_credentials","login_url":"https://169.254.169.254","client_id":"a","client_secret":"b"}
-                """)
+            let reply = try await h.call(
+                "POST", "/tenants/acme/clients",
+                json: """
+                    {"id":"x","grant_type":"client_credentials","login_url":"https://169.254.169.254","client_id":"a","client_secret":"b"}
+                    """)
             #expect(reply.status == 400 && reply["message"]?.hasPrefix("login_url:") == true)
             #expect(try await h.call("GET", "/tenants/acme/clients/x").status == 404)
         }
@@ -173,17 +188,23 @@ struct AdminAPITests {
             let refreshTokens = h.fake.refreshTokens(clientID: "3MVG9-crm")
             #expect(!refreshTokens.isEmpty)
             var everything = ""
-            for path in ["/tenants", "/tenants/acme", "/tenants/acme/keys", "/tenants/acme/clients", "/tenants/acme/clients/crm",
-                         "/tenants/acme/clients/crm/connections", "/tenants/acme/audit"] {
+            for path in [
+                "/tenants", "/tenants/acme", "/tenants/acme/keys", "/tenants/acme/clients", "/tenants/acme/clients/crm",
+                "/tenants/acme/clients/crm/connections", "/tenants/acme/audit",
+            ] {
                 everything += try await h.call("GET", path).text
             }
             let databaseURL = h.databaseURL
-            let dump = try await offPool { try TemporaryPostgres.psql(url: databaseURL, """
-                SELECT string_agg(t::text, E'\\n') FROM (
-                  SELECT row_to_json(x)::text AS t FROM tenants x UNION ALL SELECT row_to_json(x)::text FROM api_keys x
-                  UNION ALL SELECT row_to_json(x)::text FROM clients x UNION ALL SELECT row_to_json(x)::text FROM connections x
-                  UNION ALL SELECT row_to_json(x)::text FROM audit_events x) rows
-                """) }
+            let dump = try await offPool {
+                try TemporaryPostgres.psql(
+                    url: databaseURL,
+                    """
+                    SELECT string_agg(t::text, E'\\n') FROM (
+                      SELECT row_to_json(x)::text AS t FROM tenants x UNION ALL SELECT row_to_json(x)::text FROM api_keys x
+                      UNION ALL SELECT row_to_json(x)::text FROM clients x UNION ALL SELECT row_to_json(x)::text FROM connections x
+                      UNION ALL SELECT row_to_json(x)::text FROM audit_events x) rows
+                    """)
+            }
             #expect(dump.contains("3MVG9-crm"))  // the dump is real
             for secret in [GatewayHarness.secret, key, GatewayHarness.adminToken, accessToken] + refreshTokens {
                 #expect(!everything.contains(secret))
@@ -199,7 +220,10 @@ struct AdminAPITests {
             #expect(try await h.exchange(key: key).status == 200)
             #expect(try await h.call("DELETE", "/tenants/acme/clients/crm").status == 204)
             let audit = try await h.call("GET", "/tenants/acme/audit?limit=2")
-            guard case .array(let events)? = audit.json?["events"] else { Issue.record("no events"); return }
+            guard case .array(let events)? = audit.json?["events"] else {
+                Issue.record("no events")
+                return
+            }
             #expect(events.count == 2)
             #expect(events[0]["action"] == .string("client.delete") && events[0]["actor"] == .string("admin"))
             #expect(events[1]["action"] == .string("connection.authorize"))
@@ -227,8 +251,12 @@ struct AdminAPITests {
         #expect(count == 3)  // client secret, refresh token, access token
         #expect(try await Rekey.run(pool: pool, keyring: both) == 0)
         await pool.close()
-        let sealed = try await offPool { try TemporaryPostgres.psql(url: url,
-            "SELECT concat_ws(',', client_secret) FROM clients UNION ALL SELECT concat_ws(',', refresh_token, access_token) FROM connections") }
+        let sealed = try await offPool {
+            try TemporaryPostgres.psql(
+                url: url,
+                "SELECT concat_ws(',', client_secret) FROM clients UNION ALL SELECT concat_ws(',', refresh_token, access_token) FROM connections"
+            )
+        }
         #expect(!sealed.contains("old:") && sealed.contains("new:"))
 
         // Only the new key now: the refresh token still opens and a fresh token is fetched with it.
@@ -246,10 +274,14 @@ struct AdminAPITests {
             #expect(try await h.exchange(key: key, client: "one", clientID: "3MVG9-one").status == 200)
             #expect(try await h.exchange(key: key, client: "two", clientID: "3MVG9-two").status == 200)
             let databaseURL = h.databaseURL
-            _ = try await offPool { try TemporaryPostgres.psql(url: databaseURL, """
-                UPDATE connections SET refresh_token = (SELECT refresh_token FROM connections WHERE client_id = 'one'),
-                  access_token = NULL WHERE client_id = 'two'
-                """) }
+            _ = try await offPool {
+                try TemporaryPostgres.psql(
+                    url: databaseURL,
+                    """
+                    UPDATE connections SET refresh_token = (SELECT refresh_token FROM connections WHERE client_id = 'one'),
+                      access_token = NULL WHERE client_id = 'two'
+                    """)
+            }
             h.gateway.api.cache.removeAll()
             let moved = try await h.token(key: key, client: "two")
             #expect(moved.status == 500)

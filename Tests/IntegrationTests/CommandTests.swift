@@ -1,6 +1,8 @@
 import Foundation
-import Testing
+import HTTPClient
+import Logging
 import TestSupport
+import Testing
 
 @testable import TokenGatewayCore
 
@@ -28,11 +30,23 @@ struct CommandTests {
     @Test func badSettingsRefuseToStartWithOneLineNamingTheSetting() async throws {
         let key = Keyring.generateKeyLine(id: "k1")
         let cases: [([String: String], String)] = [
-            (["DATABASE_URL": "postgresql://x@127.0.0.1/db", "TOKEN_GATEWAY_ENCRYPTION_KEYS": key], "TOKEN_GATEWAY_ADMIN_TOKEN"),
-            (["DATABASE_URL": "postgresql://x@127.0.0.1/db", "TOKEN_GATEWAY_ADMIN_TOKEN": "short",
-              "TOKEN_GATEWAY_ENCRYPTION_KEYS": key], "TOKEN_GATEWAY_ADMIN_TOKEN"),
-            (["DATABASE_URL": "postgresql://x@127.0.0.1/db", "TOKEN_GATEWAY_ADMIN_TOKEN": String(repeating: "a", count: 32),
-              "TOKEN_GATEWAY_ENCRYPTION_KEYS": "k1:not-a-key"], "TOKEN_GATEWAY_ENCRYPTION_KEYS"),
+            (
+                ["DATABASE_URL": "postgresql://x@127.0.0.1/db", "TOKEN_GATEWAY_ENCRYPTION_KEYS": key],
+                "TOKEN_GATEWAY_ADMIN_TOKEN"
+            ),
+            (
+                [
+                    "DATABASE_URL": "postgresql://x@127.0.0.1/db", "TOKEN_GATEWAY_ADMIN_TOKEN": "short",
+                    "TOKEN_GATEWAY_ENCRYPTION_KEYS": key,
+                ], "TOKEN_GATEWAY_ADMIN_TOKEN"
+            ),
+            (
+                [
+                    "DATABASE_URL": "postgresql://x@127.0.0.1/db",
+                    "TOKEN_GATEWAY_ADMIN_TOKEN": String(repeating: "a", count: 32),
+                    "TOKEN_GATEWAY_ENCRYPTION_KEYS": "k1:not-a-key",
+                ], "TOKEN_GATEWAY_ENCRYPTION_KEYS"
+            ),
         ]
         for (values, setting) in cases {
             let binary = Self.binary
@@ -86,16 +100,16 @@ struct CommandTests {
     }
 }
 
-import HTTPClient
-import Logging
-
 /// A thin use of the project's HTTP client for status checks.
 struct HTTPClientForTests {
     let client: HTTPClient
     init() throws {
-        client = try HTTPClient(configuration: HTTPClientConfiguration(connectTimeout: .seconds(2), totalTimeout: .seconds(5)),
-                                logger: Logger(label: "test"))
+        client = try HTTPClient(
+            configuration: HTTPClientConfiguration(connectTimeout: .seconds(2), totalTimeout: .seconds(5)),
+            logger: Logger(label: "test"))
     }
-    func status(_ url: String) async throws -> Int { try await client.send(HTTPClientRequest(method: "GET", url: url)).status }
+    func status(_ url: String) async throws -> Int {
+        try await client.send(HTTPClientRequest(method: "GET", url: url)).status
+    }
     func shutdown() { client.shutdown() }
 }

@@ -3,8 +3,8 @@ import Foundation
 import HTTPClient
 import Logging
 import Postgres
-import Testing
 import TestSupport
+import Testing
 
 @testable import TokenGatewayCore
 
@@ -31,14 +31,17 @@ final class GatewayHarness: Sendable {
         var values = [
             "DATABASE_URL": databaseURL, "TOKEN_GATEWAY_ADMIN_TOKEN": adminToken, "TOKEN_GATEWAY_ENCRYPTION_KEYS": keys,
             "TOKEN_GATEWAY_LISTEN": "127.0.0.1:0", "TOKEN_GATEWAY_UPSTREAM_ALLOWLIST": "http://127.0.0.1",
-            "TOKEN_GATEWAY_THREADS": "2", "TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS": "5", "TOKEN_GATEWAY_SHUTDOWN_GRACE_SECONDS": "2",
+            "TOKEN_GATEWAY_THREADS": "2", "TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS": "5",
+            "TOKEN_GATEWAY_SHUTDOWN_GRACE_SECONDS": "2",
             "TOKEN_GATEWAY_PUBLIC_URL": "http://127.0.0.1:1",
         ]
         for (name, value) in extra { values[name] = value }
         return values
     }
 
-    private init(fake: FakeSalesforce, databaseURL: String, keys: String, gateway: Gateway, extra: [String: String]) throws {
+    private init(fake: FakeSalesforce, databaseURL: String, keys: String, gateway: Gateway, extra: [String: String])
+        throws
+    {
         self.fake = fake
         self.databaseURL = databaseURL
         self.keysSetting = keys
@@ -81,16 +84,19 @@ final class GatewayHarness: Sendable {
         subscript(_ key: String) -> String? { json?[key]?.stringValue }
     }
 
-    func call(_ method: String, _ path: String, token: String? = adminToken, json: String? = nil,
-              headers: [(String, String)] = []) async throws -> Reply
-    {
+    func call(
+        _ method: String, _ path: String, token: String? = adminToken, json: String? = nil,
+        headers: [(String, String)] = []
+    ) async throws -> Reply {
         var all = headers
         if let token { all.append(("Authorization", "Bearer \(token)")) }
         if json != nil { all.append(("Content-Type", "application/json")) }
-        let response = try await http.send(HTTPClientRequest(
-            method: method, url: baseURL + path, headers: all, body: Array((json ?? "").utf8)))
-        return Reply(status: response.status, json: try? JSONValue.parse(response.body), headers: response.headers,
-                     body: response.body)
+        let response = try await http.send(
+            HTTPClientRequest(
+                method: method, url: baseURL + path, headers: all, body: Array((json ?? "").utf8)))
+        return Reply(
+            status: response.status, json: try? JSONValue.parse(response.body), headers: response.headers,
+            body: response.body)
     }
 
     // MARK: Fixtures
@@ -112,29 +118,40 @@ final class GatewayHarness: Sendable {
         tenant: String = "acme", id: String = "crm", clientID: String = "3MVG9-crm", rotate: Bool = false,
         scopes: String = "api web refresh_token", ttl: Int = 3600
     ) async throws {
-        fake.register(FakeConnectedApp(
-            clientID: clientID, clientSecret: Self.secret, redirectURIs: [Self.redirect, "http://127.0.0.1:1/callback"],
-            rotateRefreshTokens: rotate, scopes: scopes))
+        fake.register(
+            FakeConnectedApp(
+                clientID: clientID, clientSecret: Self.secret,
+                redirectURIs: [Self.redirect, "http://127.0.0.1:1/callback"],
+                rotateRefreshTokens: rotate, scopes: scopes))
         fake.addUser("ops@acme.example")
-        let reply = try await call("POST", "/tenants/\(tenant)/clients", json: """
-            {"id":"\(id)","grant_type":"authorization_code","login_url":"\(fake.baseURL)","client_id":"\(clientID)",
-             "client_secret":"\(Self.secret)","redirect_uri":"\(Self.redirect)","token_ttl_seconds":\(ttl)}
-            """)
+        let reply = try await call(
+            "POST", "/tenants/\(tenant)/clients",
+            json: """
+                {"id":"\(id)","grant_type":"authorization_code","login_url":"\(fake.baseURL)","client_id":"\(clientID)",
+                 "client_secret":"\(Self.secret)","redirect_uri":"\(Self.redirect)","token_ttl_seconds":\(ttl)}
+                """)
         #expect(reply.status == 201, "\(reply.text)")
     }
 
     /// Runs /exchange with a fresh code for `client` and returns the reply.
-    func exchange(key: String, client: String = "crm", clientID: String = "3MVG9-crm", connection: String = "default",
-                  transform: (String) -> String = { $0 }) async throws -> Reply
-    {
-        let code = fake.issueAuthorizationCode(clientID: clientID, redirectURI: Self.redirect, username: "ops@acme.example")
-        let pasted = transform(code).replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-        return try await call("POST", "/exchange", token: key,
-                              json: #"{"client":"\#(client)","code":"\#(pasted)","connection":"\#(connection)"}"#)
+    func exchange(
+        key: String, client: String = "crm", clientID: String = "3MVG9-crm", connection: String = "default",
+        transform: (String) -> String = { $0 }
+    ) async throws -> Reply {
+        let code = fake.issueAuthorizationCode(
+            clientID: clientID, redirectURI: Self.redirect, username: "ops@acme.example")
+        let pasted = transform(code).replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(
+            of: "\"", with: "\\\"")
+        return try await call(
+            "POST", "/exchange", token: key,
+            json: #"{"client":"\#(client)","code":"\#(pasted)","connection":"\#(connection)"}"#)
     }
 
-    func token(key: String, client: String = "crm", connection: String = "default", extra: String = "") async throws -> Reply {
-        try await call("POST", "/token", token: key, json: #"{"client":"\#(client)","connection":"\#(connection)"\#(extra)}"#)
+    func token(key: String, client: String = "crm", connection: String = "default", extra: String = "") async throws
+        -> Reply
+    {
+        try await call(
+            "POST", "/token", token: key, json: #"{"client":"\#(client)","connection":"\#(connection)"\#(extra)}"#)
     }
 }
 

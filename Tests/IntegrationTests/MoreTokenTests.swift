@@ -2,8 +2,8 @@ import FakeSalesforce
 import Foundation
 import Logging
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 import _CryptoExtras
 
 @testable import TokenGatewayCore
@@ -15,13 +15,17 @@ struct MoreTokenTests {
             let key = try await h.tenantWithKey()
             try await h.authorizationCodeClient()
             #expect(try await h.exchange(key: key).status == 200)
-            let patched = try await h.call("PATCH", "/tenants/acme/clients/crm", json: #"{"client_secret":"wrong-secret"}"#)
+            let patched = try await h.call(
+                "PATCH", "/tenants/acme/clients/crm", json: #"{"client_secret":"wrong-secret"}"#)
             #expect(patched.status == 200)
             let refused = try await h.token(key: key)
             #expect(refused.status == 409 && refused["error"] == "client_rejected", "\(refused.text)")
             #expect(refused.json?["upstream"]?["error"] == .string("invalid_client"))
             // The connection itself is fine: fixing the client is enough.
-            #expect(try await h.call("PATCH", "/tenants/acme/clients/crm", json: #"{"client_secret":"\#(GatewayHarness.secret)"}"#).status == 200)
+            #expect(
+                try await h.call(
+                    "PATCH", "/tenants/acme/clients/crm", json: #"{"client_secret":"\#(GatewayHarness.secret)"}"#
+                ).status == 200)
             #expect(try await h.token(key: key).status == 200)
         }
     }
@@ -47,11 +51,17 @@ struct MoreTokenTests {
             let key = try await h.tenantWithKey()
             try await h.authorizationCodeClient()
             #expect(try await h.exchange(key: key).status == 200)
-            h.fake.register(FakeConnectedApp(
-                clientID: "3MVG9-cc", clientSecret: "cc-secret", redirectURIs: [], clientCredentialsUser: "ops@acme.example"))
-            #expect(try await h.call("POST", "/tenants/acme/clients", json: """
-                {"id":"cc","grant_type":"client_credentials","login_url":"\(h.fake.baseURL)","client_id":"3MVG9-cc","client_secret":"cc-secret"}
-                """).status == 201)
+            h.fake.register(
+                FakeConnectedApp(
+                    clientID: "3MVG9-cc", clientSecret: "cc-secret", redirectURIs: [],
+                    clientCredentialsUser: "ops@acme.example"))
+            #expect(
+                try await h.call(
+                    "POST", "/tenants/acme/clients",
+                    json: """
+                        {"id":"cc","grant_type":"client_credentials","login_url":"\(h.fake.baseURL)","client_id":"3MVG9-cc","client_secret":"cc-secret"}
+                        """
+                ).status == 201)
             // Stateless grant: a 500 and garbage are retried, the third attempt succeeds.
             h.fake.injectFaults([.serverError, .garbage])
             var before = h.fake.stats.tokenCalls
@@ -84,7 +94,10 @@ struct MoreTokenTests {
             let after = try await h.call("GET", "/tenants/acme/keys")
             #expect(!after.text.contains(#""last_used_at":null"#), "\(after.text)")
             let audit = try await h.call("GET", "/tenants/acme/audit")
-            guard case .array(let events)? = audit.json?["events"] else { Issue.record("no events"); return }
+            guard case .array(let events)? = audit.json?["events"] else {
+                Issue.record("no events")
+                return
+            }
             let issued = events.first { $0["action"] == .string("token.issued") }
             #expect(issued?["count"] == .number(4))  // the exchange and three tokens
         }
@@ -103,15 +116,18 @@ struct MoreTokenTests {
             let exchanged = try await h.exchange(key: key)
             h.fake.injectFaults([.badSignature])
             _ = try await h.token(key: key, extra: #","min_ttl_seconds":86400"#)
-            let reply = try await h.call("POST", "/token", token: key, json: #"{"client":"crm"}"#,
-                                         headers: [("X-Request-Id", "trace-me-123")])
+            let reply = try await h.call(
+                "POST", "/token", token: key, json: #"{"client":"crm"}"#,
+                headers: [("X-Request-Id", "trace-me-123")])
             #expect(reply.header("X-Request-Id") == "trace-me-123")
             let logged = lines.withLock { $0 }
             #expect(logged.contains { $0.contains(#""request_id":"trace-me-123""#) })
             let requestLines = logged.filter { $0.contains(#""msg":"request""#) }
             #expect(requestLines.count >= 5 && requestLines.allSatisfy { $0.contains(#""request_id":"#) })
             #expect(logged.contains { $0.contains("token fetch failed") && $0.contains(#""request_id":"#) })
-            var secrets = [GatewayHarness.secret, key, GatewayHarness.adminToken, try #require(exchanged["access_token"])]
+            var secrets = [
+                GatewayHarness.secret, key, GatewayHarness.adminToken, try #require(exchanged["access_token"]),
+            ]
             secrets += h.fake.refreshTokens(clientID: "3MVG9-crm")
             for line in logged { for secret in secrets { #expect(!line.contains(secret)) } }
         } catch {

@@ -1,7 +1,7 @@
 import FakeSalesforce
 import Foundation
-import Testing
 import TestSupport
+import Testing
 import _CryptoExtras
 
 @testable import TokenGatewayCore
@@ -15,7 +15,8 @@ struct TokenFlowTests {
             try await h.authorizationCodeClient()
             let reply = try await h.exchange(key: key) { code in
                 #expect(code.contains(".") && code.hasSuffix("=="))
-                let encoded = code.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: ".-_~")))!
+                let encoded = code.addingPercentEncoding(
+                    withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: ".-_~")))!
                 switch shape {
                 case "raw": return code
                 case "url-encoded": return encoded
@@ -44,8 +45,10 @@ struct TokenFlowTests {
             #expect(h.fake.isLiveAccessToken(try #require(cached["access_token"])))
             let instance = try #require(cached["instance_url"])
             let access = try #require(cached["access_token"])
-            let data = try await h.http.send(.init(
-                method: "GET", url: "\(instance)/services/data/v60.0/", headers: [("Authorization", "Bearer \(access)")]))
+            let data = try await h.http.send(
+                .init(
+                    method: "GET", url: "\(instance)/services/data/v60.0/",
+                    headers: [("Authorization", "Bearer \(access)")]))
             #expect(data.status == 200)
             // expires_at = Salesforce's issued_at + token_ttl_seconds.
             let issuedText = try #require(cached["issued_at"])
@@ -57,7 +60,9 @@ struct TokenFlowTests {
             #expect(metrics.status == 200 && metrics.header("Content-Type")?.hasPrefix("text/plain") == true)
             #expect(metrics.text.contains("token_gateway_cache_hits_total 1\n"))
             #expect(metrics.text.contains(#"token_gateway_requests_total{route="/token",status="200"} 1"#))
-            #expect(metrics.text.contains(#"token_gateway_upstream_requests_total{grant="authorization_code",outcome="success"} 1"#))
+            #expect(
+                metrics.text.contains(
+                    #"token_gateway_upstream_requests_total{grant="authorization_code",outcome="success"} 1"#))
             #expect(!metrics.text.contains(try #require(cached["access_token"])))
         }
     }
@@ -85,7 +90,9 @@ struct TokenFlowTests {
             let calls = h.fake.stats.tokenCalls
             // A burst of callers whose token was just rejected: one Salesforce call at most, here none (fresh token).
             let burst = try await withThrowingTaskGroup(of: String?.self) { group in
-                for _ in 0..<10 { group.addTask { try await h.token(key: key, extra: #","force_refresh":true"#)["access_token"] } }
+                for _ in 0..<10 {
+                    group.addTask { try await h.token(key: key, extra: #","force_refresh":true"#)["access_token"] }
+                }
                 return try await group.reduce(into: Set<String?>()) { $0.insert($1) }
             }
             #expect(burst == [first["access_token"]])
@@ -143,15 +150,20 @@ struct TokenFlowTests {
         try await withHarness { h in
             let key = try await h.tenantWithKey()
             try await h.authorizationCodeClient()
-            let code = h.fake.issueAuthorizationCode(clientID: "3MVG9-crm", redirectURI: GatewayHarness.redirect, username: "ops@acme.example")
-            #expect(try await h.call("POST", "/exchange", token: key, json: #"{"client":"crm","code":"\#(code)"}"#).status == 200)
+            let code = h.fake.issueAuthorizationCode(
+                clientID: "3MVG9-crm", redirectURI: GatewayHarness.redirect, username: "ops@acme.example")
+            #expect(
+                try await h.call("POST", "/exchange", token: key, json: #"{"client":"crm","code":"\#(code)"}"#).status
+                    == 200)
             let reused = try await h.call("POST", "/exchange", token: key, json: #"{"client":"crm","code":"\#(code)"}"#)
             #expect(reused.status == 400 && reused["error"] == "invalid_grant")
             #expect(reused.json?["upstream"]?["error"] == .string("invalid_grant"))
             #expect(reused.json?["upstream"]?["error_description"] == .string("expired authorization code"))
-            let mismatch = try await h.call("POST", "/exchange", token: key, json: """
-                {"client":"crm","code":"\(h.fake.issueAuthorizationCode(clientID: "3MVG9-crm", redirectURI: GatewayHarness.redirect, username: "ops@acme.example"))","redirect_uri":"https://elsewhere.example/cb"}
-                """)
+            let mismatch = try await h.call(
+                "POST", "/exchange", token: key,
+                json: """
+                    {"client":"crm","code":"\(h.fake.issueAuthorizationCode(clientID: "3MVG9-crm", redirectURI: GatewayHarness.redirect, username: "ops@acme.example"))","redirect_uri":"https://elsewhere.example/cb"}
+                    """)
             #expect(mismatch.status == 400 && mismatch.json?["upstream"]?["error"] == .string("redirect_uri_mismatch"))
         }
     }
@@ -166,12 +178,15 @@ struct TokenFlowTests {
             let refused = try await h.token(key: key, extra: #","force_refresh":true,"min_ttl_seconds":86400"#)
             #expect(refused.status == 409 && refused["error"] == "reauthorization_required", "\(refused.text)")
             #expect(refused.json?["upstream"]?["error"] == .string("invalid_grant"))
-            #expect(try await h.call("GET", "/tenants/acme/clients/crm/connections").text.contains("reauthorization_required"))
+            #expect(
+                try await h.call("GET", "/tenants/acme/clients/crm/connections").text.contains(
+                    "reauthorization_required"))
             // No further Salesforce call: the refresh token is known dead.
             #expect(try await h.token(key: key).status == 409)
             #expect(h.fake.stats.tokenCalls == calls + 1)
             #expect(try await h.exchange(key: key).status == 200)
-            #expect(try await h.call("GET", "/tenants/acme/clients/crm/connections").text.contains(#""status":"active""#))
+            #expect(
+                try await h.call("GET", "/tenants/acme/clients/crm/connections").text.contains(#""status":"active""#))
             #expect(try await h.token(key: key).status == 200)
         }
     }
@@ -192,7 +207,9 @@ struct TokenFlowTests {
             #expect(badSignature.status == 502 && badSignature["message"]?.contains("signature") == true)
             h.fake.injectFaults([.throttle(retryAfterSeconds: 17)])
             let throttled = try await h.token(key: key, extra: forced)
-            #expect(throttled.status == 429 && throttled["error"] == "upstream_rate_limited" && throttled.header("Retry-After") == "17")
+            #expect(
+                throttled.status == 429 && throttled["error"] == "upstream_rate_limited"
+                    && throttled.header("Retry-After") == "17")
             h.fake.injectFaults([.rateLimitBody])
             let limited = try await h.token(key: key, extra: forced)
             #expect(limited.status == 429 && limited.header("Retry-After") == "60")
@@ -212,19 +229,30 @@ struct TokenFlowTests {
             let key = try await h.tenantWithKey()
             let rsa = try _RSA.Signing.PrivateKey(keySize: .bits2048)
             h.fake.addUser("integration@acme.example")
-            h.fake.register(FakeConnectedApp(
-                clientID: "3MVG9-jwt", clientSecret: "jwt-app-secret", redirectURIs: [],
-                jwtPublicKeyPEM: rsa.publicKey.pemRepresentation, preApprovedUsers: ["integration@acme.example"]))
-            h.fake.register(FakeConnectedApp(
-                clientID: "3MVG9-cc", clientSecret: "cc-secret", redirectURIs: [], clientCredentialsUser: "integration@acme.example"))
+            h.fake.register(
+                FakeConnectedApp(
+                    clientID: "3MVG9-jwt", clientSecret: "jwt-app-secret", redirectURIs: [],
+                    jwtPublicKeyPEM: rsa.publicKey.pemRepresentation, preApprovedUsers: ["integration@acme.example"]))
+            h.fake.register(
+                FakeConnectedApp(
+                    clientID: "3MVG9-cc", clientSecret: "cc-secret", redirectURIs: [],
+                    clientCredentialsUser: "integration@acme.example"))
             let pem = rsa.pemRepresentation.replacingOccurrences(of: "\n", with: "\\n")
-            #expect(try await h.call("POST", "/tenants/acme/clients", json: """
-                {"id":"jwt","grant_type":"jwt_bearer","login_url":"\(h.fake.baseURL)","client_id":"3MVG9-jwt","client_secret":"jwt-app-secret",
-                 "username":"integration@acme.example","private_key":"\(pem)"}
-                """).status == 201)
-            #expect(try await h.call("POST", "/tenants/acme/clients", json: """
-                {"id":"cc","grant_type":"client_credentials","login_url":"\(h.fake.baseURL)","client_id":"3MVG9-cc","client_secret":"cc-secret"}
-                """).status == 201)
+            #expect(
+                try await h.call(
+                    "POST", "/tenants/acme/clients",
+                    json: """
+                        {"id":"jwt","grant_type":"jwt_bearer","login_url":"\(h.fake.baseURL)","client_id":"3MVG9-jwt","client_secret":"jwt-app-secret",
+                         "username":"integration@acme.example","private_key":"\(pem)"}
+                        """
+                ).status == 201)
+            #expect(
+                try await h.call(
+                    "POST", "/tenants/acme/clients",
+                    json: """
+                        {"id":"cc","grant_type":"client_credentials","login_url":"\(h.fake.baseURL)","client_id":"3MVG9-cc","client_secret":"cc-secret"}
+                        """
+                ).status == 201)
             let jwt = try await h.token(key: key, client: "jwt")
             #expect(jwt.status == 200 && jwt["source"] == "upstream", "\(jwt.text)")
             #expect(h.fake.isLiveAccessToken(try #require(jwt["access_token"])))
@@ -237,7 +265,9 @@ struct TokenFlowTests {
             h.fake.setUserActive("integration@acme.example", false)
             let inactive = try await h.token(key: key, client: "jwt", extra: #","min_ttl_seconds":86400"#)
             #expect(inactive.status == 409 && inactive["error"] == "reauthorization_required")
-            #expect(try await h.call("GET", "/tenants/acme/clients/jwt/connections").text.contains("reauthorization_required"))
+            #expect(
+                try await h.call("GET", "/tenants/acme/clients/jwt/connections").text.contains(
+                    "reauthorization_required"))
             h.fake.setUserActive("integration@acme.example", true)
             let back = try await h.token(key: key, client: "jwt")
             #expect(back.status == 200 && back["source"] == "upstream")
@@ -250,7 +280,10 @@ struct TokenFlowTests {
             try await h.authorizationCodeClient(scopes: "api web")
             let reply = try await h.exchange(key: key)
             #expect(reply.status == 200)
-            guard case .array(let warnings)? = reply.json?["warnings"] else { Issue.record("no warnings"); return }
+            guard case .array(let warnings)? = reply.json?["warnings"] else {
+                Issue.record("no warnings")
+                return
+            }
             #expect(warnings.first?.stringValue?.contains("refresh_token") == true)
         }
     }
@@ -261,14 +294,20 @@ struct TokenFlowTests {
             "TOKEN_GATEWAY_LISTEN": "127.0.0.1:\(port)", "TOKEN_GATEWAY_PUBLIC_URL": "http://127.0.0.1:\(port)",
         ]) { h in
             let key = try await h.tenantWithKey()
-            h.fake.register(FakeConnectedApp(
-                clientID: "3MVG9-web", clientSecret: GatewayHarness.secret, redirectURIs: ["http://127.0.0.1:\(port)/callback"]))
+            h.fake.register(
+                FakeConnectedApp(
+                    clientID: "3MVG9-web", clientSecret: GatewayHarness.secret,
+                    redirectURIs: ["http://127.0.0.1:\(port)/callback"]))
             h.fake.addUser("ops@acme.example")
             h.fake.setAuthorizeUser("ops@acme.example")
-            #expect(try await h.call("POST", "/tenants/acme/clients", json: """
-                {"id":"web","grant_type":"authorization_code","login_url":"\(h.fake.baseURL)","client_id":"3MVG9-web",
-                 "client_secret":"\(GatewayHarness.secret)","redirect_uri":"https://unused.example/cb","scopes":["api","refresh_token"]}
-                """).status == 201)
+            #expect(
+                try await h.call(
+                    "POST", "/tenants/acme/clients",
+                    json: """
+                        {"id":"web","grant_type":"authorization_code","login_url":"\(h.fake.baseURL)","client_id":"3MVG9-web",
+                         "client_secret":"\(GatewayHarness.secret)","redirect_uri":"https://unused.example/cb","scopes":["api","refresh_token"]}
+                        """
+                ).status == 201)
             let link = try await h.call("POST", "/tenants/acme/clients/web/authorize", json: #"{"connection":"sales"}"#)
             #expect(link.status == 200, "\(link.text)")
             let url = try #require(link["url"])

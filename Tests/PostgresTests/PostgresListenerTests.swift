@@ -2,8 +2,8 @@ import Foundation
 import Logging
 import Postgres
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 @Suite("PostgresListener")
 struct PostgresListenerTests {

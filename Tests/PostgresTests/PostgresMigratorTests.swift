@@ -1,7 +1,7 @@
 import Foundation
 import Postgres
-import Testing
 import TestSupport
+import Testing
 
 @Suite("PostgresMigrator")
 struct PostgresMigratorTests {
@@ -36,13 +36,20 @@ struct PostgresMigratorTests {
         let url = try await SharedPostgres.freshDatabase()
         let first = PostgresPool(configuration: .init(url: url), logger: testLogger)
         let second = PostgresPool(configuration: .init(url: url), logger: testLogger)
-        defer { Task { await first.close(); await second.close() } }
+        defer {
+            Task {
+                await first.close()
+                await second.close()
+            }
+        }
 
         let start = ContinuousClock.now
         async let a = PostgresMigrator.migrate(pool: first, migrations: Self.migrations, logger: testLogger)
         async let b = PostgresMigrator.migrate(pool: second, migrations: Self.migrations, logger: testLogger)
         let (appliedA, appliedB) = try await (a, b)
-        print("concurrent migrators finished in \(String(format: "%.3f", seconds(since: start))) s: \(appliedA) / \(appliedB)")
+        print(
+            "concurrent migrators finished in \(String(format: "%.3f", seconds(since: start))) s: \(appliedA) / \(appliedB)"
+        )
         #expect((appliedA + appliedB).sorted() == [1, 2])
         #expect(appliedA.isEmpty || appliedB.isEmpty)
         #expect(try await first.query("SELECT count(*) AS n FROM widgets").rows.first?["n"] == "1")

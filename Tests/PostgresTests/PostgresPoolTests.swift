@@ -2,8 +2,8 @@ import Foundation
 import Logging
 import Postgres
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 @Suite("PostgresPool against a real PostgreSQL")
 struct PostgresPoolTests {
@@ -191,7 +191,9 @@ struct PostgresPoolTests {
         sampling.set(false)
         await sampler.value
         let backends = try await SharedPostgres.psql(
-            url: url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = '\(application)' AND pid <> pg_backend_pid()")
+            url: url,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = '\(application)' AND pid <> pg_backend_pid()"
+        )
         print("pool bound: 10 x pg_sleep(0.2) on 2 connections took \(String(format: "%.3f", elapsed)) s")
         #expect(elapsed >= 0.95)
         #expect(elapsed < 3)

@@ -1,7 +1,7 @@
 import Foundation
 import Postgres
-import Testing
 import TestSupport
+import Testing
 
 /// Tests that stop and start the server, each on a private cluster.
 @Suite("PostgresPool across server restarts")

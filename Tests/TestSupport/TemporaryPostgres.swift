@@ -50,7 +50,8 @@ public func runProgram(
     defer { envp?.forEach { free($0) } }
 
     var pid: pid_t = 0
-    let spawned = envp.map { posix_spawn(&pid, path, &actions, nil, argv, $0) }
+    let spawned =
+        envp.map { posix_spawn(&pid, path, &actions, nil, argv, $0) }
         ?? posix_spawn(&pid, path, &actions, nil, argv, environ)
     close(writeEnd)
     guard spawned == 0 else {
@@ -178,7 +179,8 @@ public final class TemporaryPostgres: @unchecked Sendable {
     private static func asPostgres(_ program: String, _ arguments: [String], timeout: Double) throws -> String {
         let result: (status: Int32, output: String)
         if runsAsRoot {
-            result = try runProgram("/usr/sbin/runuser", ["-u", "postgres", "--", program] + arguments, timeoutSeconds: timeout)
+            result = try runProgram(
+                "/usr/sbin/runuser", ["-u", "postgres", "--", program] + arguments, timeoutSeconds: timeout)
         } else {
             result = try runProgram(program, arguments, timeoutSeconds: timeout)
         }
@@ -262,7 +264,9 @@ public enum TestDatabase {
         }
         let name = "\(prefix)_\(UInt64.random(in: 0...UInt64.max) & 0xffff_ffff_ffff)"
         try TemporaryPostgres.psql(url: base, "CREATE DATABASE \(name)")
-        guard let range = base.range(of: "/postgres?", options: .backwards) else { throw TestSupportError("unexpected test URL shape") }
+        guard let range = base.range(of: "/postgres?", options: .backwards) else {
+            throw TestSupportError("unexpected test URL shape")
+        }
         var url = base
         url.replaceSubrange(range, with: "/\(name)?")
         return url

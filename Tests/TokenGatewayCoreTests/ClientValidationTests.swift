@@ -8,7 +8,9 @@ import _CryptoExtras
     static let allow = UpstreamAllowList.salesforceDefault
 
     static func body(_ json: String) throws -> RequestBody {
-        guard case .object(let members) = try JSONValue.parse(Array(json.utf8)) else { throw GatewayError.invalidRequest("x") }
+        guard case .object(let members) = try JSONValue.parse(Array(json.utf8)) else {
+            throw GatewayError.invalidRequest("x")
+        }
         return RequestBody(members: members)
     }
 
@@ -23,7 +25,8 @@ import _CryptoExtras
         }
     }
 
-    static let authCode = #"{"id":"crm","grant_type":"authorization_code","client_id":"3MVG9","client_secret":"s","redirect_uri":"https://login.salesforce.com/cb"}"#
+    static let authCode =
+        #"{"id":"crm","grant_type":"authorization_code","client_id":"3MVG9","client_secret":"s","redirect_uri":"https://login.salesforce.com/cb"}"#
 
     @Test func validAuthorizationCodeClientGetsDefaults() throws {
         let client = try ClientValidation.create(tenant: "t", body: try Self.body(Self.authCode), allowList: Self.allow)
@@ -36,28 +39,42 @@ import _CryptoExtras
         #expect(message(#"{"grant_type":"authorization_code"}"#)?.hasPrefix("id:") == true)
         #expect(message(#"{"id":"Bad Id","grant_type":"authorization_code"}"#)?.hasPrefix("id:") == true)
         #expect(message(#"{"id":"a","grant_type":"password"}"#)?.hasPrefix("grant_type:") == true)
-        #expect(message(#"{"id":"a","grant_type":"authorization_code","client_id":"x","redirect_uri":"https://a.b/c"}"#)?
-            .hasPrefix("client_secret:") == true)
-        #expect(message(#"{"id":"a","grant_type":"authorization_code","client_id":"x","client_secret":"s"}"#)?
-            .hasPrefix("redirect_uri:") == true)
-        #expect(message(#"{"id":"a","grant_type":"jwt_bearer","client_id":"x","private_key":"k"}"#)?.hasPrefix("username:") == true)
-        #expect(message(#"{"id":"a","grant_type":"jwt_bearer","client_id":"x","username":"u","private_key":"not a key"}"#)?
-            .hasPrefix("private_key:") == true)
-        #expect(message(Self.authCode.replacingOccurrences(of: "}", with: #","token_ttl_seconds":59}"#))?
-            .hasPrefix("token_ttl_seconds:") == true)
-        #expect(message(Self.authCode.replacingOccurrences(of: "}", with: #","scopes":["api","bad scope"]}"#))?
-            .hasPrefix("scopes:") == true)
-        #expect(message(Self.authCode.replacingOccurrences(of: "}", with: #","colour":"red"}"#))?.hasPrefix("colour:") == true)
-        #expect(message(Self.authCode.replacingOccurrences(of: "}", with: #","client_id":"\#(String(repeating: "x", count: 256))"}"#))?
-            .hasPrefix("client_id:") == true)
+        #expect(
+            message(#"{"id":"a","grant_type":"authorization_code","client_id":"x","redirect_uri":"https://a.b/c"}"#)?
+                .hasPrefix("client_secret:") == true)
+        #expect(
+            message(#"{"id":"a","grant_type":"authorization_code","client_id":"x","client_secret":"s"}"#)?
+                .hasPrefix("redirect_uri:") == true)
+        #expect(
+            message(#"{"id":"a","grant_type":"jwt_bearer","client_id":"x","private_key":"k"}"#)?.hasPrefix("username:")
+                == true)
+        #expect(
+            message(#"{"id":"a","grant_type":"jwt_bearer","client_id":"x","username":"u","private_key":"not a key"}"#)?
+                .hasPrefix("private_key:") == true)
+        #expect(
+            message(Self.authCode.replacingOccurrences(of: "}", with: #","token_ttl_seconds":59}"#))?
+                .hasPrefix("token_ttl_seconds:") == true)
+        #expect(
+            message(Self.authCode.replacingOccurrences(of: "}", with: #","scopes":["api","bad scope"]}"#))?
+                .hasPrefix("scopes:") == true)
+        #expect(
+            message(Self.authCode.replacingOccurrences(of: "}", with: #","colour":"red"}"#))?.hasPrefix("colour:")
+                == true)
+        #expect(
+            message(
+                Self.authCode.replacingOccurrences(
+                    of: "}", with: #","client_id":"\#(String(repeating: "x", count: 256))"}"#))?
+                .hasPrefix("client_id:") == true)
     }
 
     @Test func loginURLMustBeOnTheAllowList() {
         let internalHost = Self.authCode.replacingOccurrences(of: "}", with: #","login_url":"http://169.254.169.254"}"#)
         #expect(message(internalHost)?.hasPrefix("login_url:") == true)
-        let plainHTTP = Self.authCode.replacingOccurrences(of: "}", with: #","login_url":"http://login.salesforce.com"}"#)
+        let plainHTTP = Self.authCode.replacingOccurrences(
+            of: "}", with: #","login_url":"http://login.salesforce.com"}"#)
         #expect(message(plainHTTP)?.hasPrefix("login_url:") == true)
-        let cc = #"{"id":"a","grant_type":"client_credentials","client_id":"x","client_secret":"s","login_url":"https://login.salesforce.com"}"#
+        let cc =
+            #"{"id":"a","grant_type":"client_credentials","client_id":"x","client_secret":"s","login_url":"https://login.salesforce.com"}"#
         #expect(message(cc)?.hasPrefix("login_url:") == true)
         let myDomain = cc.replacingOccurrences(of: "login.salesforce.com", with: "acme.my.salesforce.com")
         #expect(message(myDomain) == nil)
@@ -67,18 +84,21 @@ import _CryptoExtras
         let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
         for pem in [key.pemRepresentation, key.pkcs8PEMRepresentation] {
             let escaped = pem.replacingOccurrences(of: "\n", with: "\\n")
-            let json = #"{"id":"j","grant_type":"jwt_bearer","client_id":"x","username":"u@x.com","private_key":"\#(escaped)"}"#
+            let json =
+                #"{"id":"j","grant_type":"jwt_bearer","client_id":"x","username":"u@x.com","private_key":"\#(escaped)"}"#
             let client = try ClientValidation.create(tenant: "t", body: try Self.body(json), allowList: Self.allow)
             #expect(client.effectiveAudience == "https://login.salesforce.com")
         }
     }
 
     @Test func patchMergesValidatesTheWholeAndRemovesWithNull() throws {
-        let existing = try ClientValidation.create(tenant: "t", body: try Self.body(Self.authCode), allowList: Self.allow)
+        let existing = try ClientValidation.create(
+            tenant: "t", body: try Self.body(Self.authCode), allowList: Self.allow)
         let patched = try ClientValidation.patch(
             existing, body: try Self.body(#"{"scopes":["api"],"token_ttl_seconds":120}"#), allowList: Self.allow)
         #expect(patched.scopes == ["api"] && patched.tokenTTLSeconds == 120 && patched.clientSecret == "s")
-        let removed = try ClientValidation.patch(patched, body: try Self.body(#"{"scopes":null}"#), allowList: Self.allow)
+        let removed = try ClientValidation.patch(
+            patched, body: try Self.body(#"{"scopes":null}"#), allowList: Self.allow)
         #expect(removed.scopes == nil)
         #expect(throws: GatewayError.self) {
             try ClientValidation.patch(existing, body: try Self.body(#"{"client_secret":null}"#), allowList: Self.allow)
@@ -87,7 +107,8 @@ import _CryptoExtras
             try ClientValidation.patch(existing, body: try Self.body(#"{"id":"other"}"#), allowList: Self.allow)
         }
         #expect(throws: GatewayError.self) {
-            try ClientValidation.patch(existing, body: try Self.body(#"{"grant_type":"jwt_bearer"}"#), allowList: Self.allow)
+            try ClientValidation.patch(
+                existing, body: try Self.body(#"{"grant_type":"jwt_bearer"}"#), allowList: Self.allow)
         }
     }
 }

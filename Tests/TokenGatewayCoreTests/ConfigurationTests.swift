@@ -39,7 +39,10 @@ import Testing
         #expect(weak?.description.contains("32") == true)
     }
 
-    @Test(arguments: ["nocolon", "k1:notbase64!!", "k1:AAAA", "k1:\(String(repeating: "A", count: 43))=,k1:\(String(repeating: "B", count: 43))=", "bad id:AAAA"])
+    @Test(arguments: [
+        "nocolon", "k1:notbase64!!", "k1:AAAA",
+        "k1:\(String(repeating: "A", count: 43))=,k1:\(String(repeating: "B", count: 43))=", "bad id:AAAA",
+    ])
     func malformedKeysAreRefused(_ keys: String) {
         let failure = error(["TOKEN_GATEWAY_ENCRYPTION_KEYS": keys])
         #expect(failure?.setting == "TOKEN_GATEWAY_ENCRYPTION_KEYS")
@@ -51,7 +54,9 @@ import Testing
         #expect(error(["DATABASE_URL": nil])?.setting == "DATABASE_URL")
         #expect(error(["TOKEN_GATEWAY_LISTEN": "8080"])?.setting == "TOKEN_GATEWAY_LISTEN")
         #expect(error(["TOKEN_GATEWAY_MAX_BODY_BYTES": "lots"])?.setting == "TOKEN_GATEWAY_MAX_BODY_BYTES")
-        #expect(error(["TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS": "-1"])?.setting == "TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS")
+        #expect(
+            error(["TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS": "-1"])?.setting == "TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS"
+        )
         #expect(error(["TOKEN_GATEWAY_UPSTREAM_ALLOWLIST": "ftp://x"])?.setting == "TOKEN_GATEWAY_UPSTREAM_ALLOWLIST")
         #expect(error(["TOKEN_GATEWAY_LOG_FORMAT": "xml"])?.setting == "TOKEN_GATEWAY_LOG_FORMAT")
     }

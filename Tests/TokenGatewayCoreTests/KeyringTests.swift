@@ -21,7 +21,8 @@ import Testing
             try keyring.open(sealed, for: .init(field: "access_token", tenant: "t", client: "c", connection: "default"))
         }
         #expect(throws: SealError.self) {
-            try keyring.open(sealed, for: .init(field: "refresh_token", tenant: "u", client: "c", connection: "default"))
+            try keyring.open(
+                sealed, for: .init(field: "refresh_token", tenant: "u", client: "c", connection: "default"))
         }
     }
 
@@ -30,7 +31,8 @@ import Testing
         let binding = Keyring.Binding(field: "client_secret", tenant: "t", client: "c")
         let sealed = try old.seal("s3cret", for: binding)
         let oldLine = Keyring.generateKeyLine(id: "x")  // unrelated, to show ordering does not matter
-        let rotated = try Keyring(parsing: Keyring.generateKeyLine(id: "new") + "," + oldLine + "," + Self.line(of: old))
+        let rotated = try Keyring(
+            parsing: Keyring.generateKeyLine(id: "new") + "," + oldLine + "," + Self.line(of: old))
         #expect(try rotated.open(sealed, for: binding) == "s3cret")
         #expect(Keyring.keyID(of: try rotated.seal("s3cret", for: binding)) == "new")
         let withoutOld = try Keyring(parsing: Keyring.generateKeyLine(id: "new"))

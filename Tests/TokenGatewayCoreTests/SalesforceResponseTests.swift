@@ -10,9 +10,11 @@ import _CryptoExtras
     static let id = "https://login.salesforce.com/id/00Dxx0000001gPL/005xx000001SwiU"
 
     static func body(issuedAt: String = "1764399600000", signature: String? = nil, extra: String = "") -> [UInt8] {
-        let mac = HMAC<SHA256>.authenticationCode(for: Data((id + issuedAt).utf8), using: SymmetricKey(data: Data(secret.utf8)))
+        let mac = HMAC<SHA256>.authenticationCode(
+            for: Data((id + issuedAt).utf8), using: SymmetricKey(data: Data(secret.utf8)))
         let signed = signature ?? Data(mac).base64EncodedString()
-        return Array("""
+        return Array(
+            """
             {"access_token":"00Dxx!AQ.token","signature":"\(signed)","scope":"api refresh_token","instance_url":"https://acme.my.salesforce.com",
             "id":"\(id)","token_type":"Bearer","issued_at":"\(issuedAt)"\(extra)}
             """.utf8)
@@ -20,7 +22,8 @@ import _CryptoExtras
 
     @Test func readsATokenAnswerAndVerifiesItsSignature() throws {
         let token = try SalesforceTokenEndpoint.read(
-            status: 200, body: Self.body(extra: #","refresh_token":"5Aep861""#), retryAfter: nil, clientSecret: Self.secret)
+            status: 200, body: Self.body(extra: #","refresh_token":"5Aep861""#), retryAfter: nil,
+            clientSecret: Self.secret)
         #expect(token.accessToken == "00Dxx!AQ.token")
         #expect(token.refreshToken == "5Aep861")
         #expect(token.issuedAtMillis == 1_764_399_600_000)
@@ -34,11 +37,13 @@ import _CryptoExtras
                 status: 200, body: Self.body(signature: "AAAA"), retryAfter: nil, clientSecret: Self.secret)
         }
         #expect(throws: SalesforceFailure.badSignature) {
-            try SalesforceTokenEndpoint.read(status: 200, body: Self.body(), retryAfter: nil, clientSecret: "another-secret")
+            try SalesforceTokenEndpoint.read(
+                status: 200, body: Self.body(), retryAfter: nil, clientSecret: "another-secret")
         }
         // Without a secret there is nothing to verify against.
         #expect(throws: Never.self) {
-            try SalesforceTokenEndpoint.read(status: 200, body: Self.body(signature: "AAAA"), retryAfter: nil, clientSecret: nil)
+            try SalesforceTokenEndpoint.read(
+                status: 200, body: Self.body(signature: "AAAA"), retryAfter: nil, clientSecret: nil)
         }
     }
 
@@ -50,23 +55,32 @@ import _CryptoExtras
 
     @Test func errorsAreClassified() {
         let refused = Array(#"{"error":"invalid_grant","error_description":"expired access/refresh token"}"#.utf8)
-        #expect(throws: SalesforceFailure.refused(UpstreamDetails(
-            status: 400, error: "invalid_grant", errorDescription: "expired access/refresh token"))) {
+        #expect(
+            throws: SalesforceFailure.refused(
+                UpstreamDetails(
+                    status: 400, error: "invalid_grant", errorDescription: "expired access/refresh token"))
+        ) {
             try SalesforceTokenEndpoint.read(status: 400, body: refused, retryAfter: nil, clientSecret: nil)
         }
         #expect(throws: SalesforceFailure.serverError(status: 503)) {
-            try SalesforceTokenEndpoint.read(status: 503, body: Array("<html>".utf8), retryAfter: nil, clientSecret: nil)
+            try SalesforceTokenEndpoint.read(
+                status: 503, body: Array("<html>".utf8), retryAfter: nil, clientSecret: nil)
         }
         #expect(throws: SalesforceFailure.unreadable(status: 200)) {
-            try SalesforceTokenEndpoint.read(status: 200, body: Array("garbage".utf8), retryAfter: nil, clientSecret: nil)
+            try SalesforceTokenEndpoint.read(
+                status: 200, body: Array("garbage".utf8), retryAfter: nil, clientSecret: nil)
         }
         let throttled = UpstreamDetails(status: 429, error: nil, errorDescription: nil)
         #expect(throws: SalesforceFailure.throttled(retryAfterSeconds: 30, throttled)) {
             try SalesforceTokenEndpoint.read(status: 429, body: [], retryAfter: "30", clientSecret: nil)
         }
         let rate = Array(#"{"error":"rate_limit_exceeded","error_description":"too many"}"#.utf8)
-        #expect(throws: SalesforceFailure.throttled(retryAfterSeconds: 60, UpstreamDetails(
-            status: 400, error: "rate_limit_exceeded", errorDescription: "too many"))) {
+        #expect(
+            throws: SalesforceFailure.throttled(
+                retryAfterSeconds: 60,
+                UpstreamDetails(
+                    status: 400, error: "rate_limit_exceeded", errorDescription: "too many"))
+        ) {
             try SalesforceTokenEndpoint.read(status: 400, body: rate, retryAfter: nil, clientSecret: nil)
         }
     }
@@ -77,16 +91,22 @@ import _CryptoExtras
         func details(_ error: String, _ description: String = "") -> UpstreamDetails {
             UpstreamDetails(status: 400, error: error, errorDescription: description)
         }
-        #expect(TokenService.map(.refused(details("invalid_grant", "expired authorization code")), grant: code).status == 400)
+        #expect(
+            TokenService.map(.refused(details("invalid_grant", "expired authorization code")), grant: code).status
+                == 400)
         #expect(TokenService.map(.refused(details("invalid_grant")), grant: code).code == "invalid_grant")
         #expect(TokenService.map(.refused(details("redirect_uri_mismatch")), grant: code).code == "invalid_grant")
         #expect(TokenService.map(.refused(details("invalid_grant")), grant: grant).code == "reauthorization_required")
         #expect(TokenService.map(.refused(details("invalid_client")), grant: grant).code == "client_rejected")
         #expect(TokenService.map(.refused(details("invalid_client_id")), grant: code).code == "client_rejected")
-        #expect(TokenService.map(.refused(details("invalid_grant", "request not supported on this domain")),
-                                 grant: .clientCredentials).code == "client_rejected")
+        #expect(
+            TokenService.map(
+                .refused(details("invalid_grant", "request not supported on this domain")),
+                grant: .clientCredentials
+            ).code == "client_rejected")
         let throttled = TokenService.map(.throttled(retryAfterSeconds: 7, details("rate_limit_exceeded")), grant: grant)
-        #expect(throttled.status == 429 && throttled.code == "upstream_rate_limited" && throttled.retryAfterSeconds == 7)
+        #expect(
+            throttled.status == 429 && throttled.code == "upstream_rate_limited" && throttled.retryAfterSeconds == 7)
         #expect(TokenService.map(.serverError(status: 500), grant: grant).status == 502)
         #expect(TokenService.map(.badSignature, grant: grant).code == "upstream_error")
         #expect(TokenService.map(.timeout, grant: grant).status == 504)
@@ -96,7 +116,8 @@ import _CryptoExtras
         let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
         let client = Client(
             tenant: "t", id: "c", grantType: .jwtBearer, loginURL: "https://test.salesforce.com", clientID: "3MVG9",
-            clientSecret: nil, privateKey: key.pemRepresentation, redirectURI: nil, scopes: nil, username: "u@example.com",
+            clientSecret: nil, privateKey: key.pemRepresentation, redirectURI: nil, scopes: nil,
+            username: "u@example.com",
             audience: nil, tokenTTLSeconds: 3600)
         let now = Date()
         let assertion = try JWTAssertion.make(client: client, now: now)
@@ -112,9 +133,14 @@ import _CryptoExtras
         #expect(claims["iss"] == .string("3MVG9"))
         #expect(claims["sub"] == .string("u@example.com"))
         #expect(claims["aud"] == .string("https://test.salesforce.com"))
-        guard case .number(let exp)? = claims["exp"] else { Issue.record("no exp"); return }
+        guard case .number(let exp)? = claims["exp"] else {
+            Issue.record("no exp")
+            return
+        }
         #expect(exp > now.timeIntervalSince1970 && exp <= now.timeIntervalSince1970 + 180)
         let signature = _RSA.Signing.RSASignature(rawRepresentation: try decode(parts[2]))
-        #expect(key.publicKey.isValidSignature(signature, for: Array((parts[0] + "." + parts[1]).utf8), padding: .insecurePKCS1v1_5))
+        #expect(
+            key.publicKey.isValidSignature(
+                signature, for: Array((parts[0] + "." + parts[1]).utf8), padding: .insecurePKCS1v1_5))
     }
 }

@@ -19,6 +19,7 @@ public final class PostgresConnection: Sendable {
 
     /// Runs one statement with text parameters (`$1`, `$2`, ...; cast in SQL, e.g. `$2::int`) via `PQexecParams`.
     /// A nil parameter is SQL NULL.
+    @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) async throws -> PostgresResult {
         try await onWorker { try $0.query(sql, parameters) }
     }

@@ -58,6 +58,7 @@ public final class PostgresPool: Sendable {
     }
 
     /// Runs one statement on a connection of the pool.
+    @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) async throws -> PostgresResult {
         try await withConnection { connection in try await connection.query(sql, parameters) }
     }

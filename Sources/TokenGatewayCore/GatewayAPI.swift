@@ -194,7 +194,10 @@ public final class GatewayAPI: Sendable {
         } catch {
             return finish(GatewayError.unavailable.response)
         }
-        guard let admitted else { return finish(GatewayError.unauthorized.response) }
+        guard let admitted else {
+            keys.rememberUnknown(id: id)
+            return finish(GatewayError.unauthorized.response)
+        }
         return await Self.resolve(
             run(request, parameters, caller: admitted, access: access, logger: logger, handler), finish)
     }

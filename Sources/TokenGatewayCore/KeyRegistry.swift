@@ -31,6 +31,9 @@ public final class KeyRegistry: Sendable {
 
     private let entries = Mutex<[String: Entry]>([:])
     private let usage = Mutex(Usage())
+    /// Key ids the database did not know, with when that was seen: repeated guesses are refused without a query.
+    private let unknown = Mutex<[String: Double]>([:])
+    static let unknownMemorySeconds = 60.0
     private let adminHash: [UInt8]
 
     public init(adminToken: String) {
@@ -71,7 +74,11 @@ public final class KeyRegistry: Sendable {
         let hash = Array(SHA256.hash(data: presented))
         if Self.constantTimeEqual(hash, adminHash) { return .admin }
         guard let id = Self.keyID(of: presented) else { return .invalid }
-        guard let entry = entries.withLock({ $0[id] }) else { return .unknownKey(id: id) }
+        guard let entry = entries.withLock({ $0[id] }) else {
+            let now = TokenService.now
+            if let seen = unknown.withLock({ $0[id] }), now - seen < Self.unknownMemorySeconds { return .invalid }
+            return .unknownKey(id: id)
+        }
         return Self.constantTimeEqual(hash, entry.hash) ? .key(id: id, tenant: entry.tenant) : .invalid
     }
 
@@ -150,6 +157,14 @@ public final class KeyRegistry: Sendable {
     public func insert(id: String, tenant: String, hexHash: String) {
         guard let bytes = Self.bytes(hex: hexHash) else { return }
         entries.withLock { $0[id] = Entry(tenant: tenant, hash: bytes) }
+    }
+
+    /// Remembers that the database has no key `id` (bounded: the memory is cleared past 10,000 ids).
+    public func rememberUnknown(id: String, now: Double = TokenService.now) {
+        unknown.withLock { unknown in
+            if unknown.count >= 10_000 { unknown.removeAll() }
+            unknown[id] = now
+        }
     }
 
     public func remove(id: String) { _ = entries.withLock { $0.removeValue(forKey: id) } }

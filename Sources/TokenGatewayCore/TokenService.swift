@@ -44,7 +44,8 @@ public final class TokenService: Sendable {
         self.origin = UUID().uuidString.prefix(8).lowercased()
     }
 
-    static var now: Double { Date().timeIntervalSince1970 }
+    /// Seconds since the epoch.
+    public static var now: Double { Date().timeIntervalSince1970 }
 
     /// The fast path: a cached token that satisfies the request, without any I/O. `force` drops a stale entry.
     public func cachedToken(_ key: ConnectionKey, minTTL: Double, force: Bool) -> CachedToken? {

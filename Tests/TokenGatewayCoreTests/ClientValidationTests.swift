@@ -161,6 +161,20 @@ import _CryptoExtras
         #expect(registry.check(authorization: "Bearer \(made.key)") == .unknownKey(id: made.id))
     }
 
+    @Test func keyIDsTheDatabaseDidNotKnowAreRefusedWithoutAskingAgain() {
+        let registry = KeyRegistry(adminToken: String(repeating: "a", count: 40))
+        let made = KeyRegistry.generate()
+        #expect(registry.check(authorization: "Bearer \(made.key)") == .unknownKey(id: made.id))
+        registry.rememberUnknown(id: made.id)
+        #expect(registry.check(authorization: "Bearer \(made.key)") == .invalid)
+        registry.rememberUnknown(id: made.id, now: TokenService.now - KeyRegistry.unknownMemorySeconds - 1)
+        #expect(registry.check(authorization: "Bearer \(made.key)") == .unknownKey(id: made.id))
+        // A key that is then inserted (made here) is found regardless.
+        registry.rememberUnknown(id: made.id)
+        registry.insert(id: made.id, tenant: "t", hexHash: made.hash)
+        #expect(registry.check(authorization: "Bearer \(made.key)") == .key(id: made.id, tenant: "t"))
+    }
+
     @Test func usageIsBatched() {
         let registry = KeyRegistry(adminToken: String(repeating: "a", count: 40))
         registry.markUsed(id: "k", now: 10)

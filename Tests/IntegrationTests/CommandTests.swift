@@ -84,7 +84,7 @@ struct CommandTests {
         try process.run()
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         let http = try HTTPClientForTests()
-        let up = try await eventually(within: 20) { (try? await http.status("http://127.0.0.1:\(port)/readyz")) == 200 }
+        let up = await eventually(within: 20) { (try? await http.status("http://127.0.0.1:\(port)/readyz")) == 200 }
         #expect(up)
         #expect(try await http.status("http://127.0.0.1:\(port)/healthz") == 200)
         let healthcheck = try await offPool {
@@ -92,7 +92,7 @@ struct CommandTests {
         }
         #expect(healthcheck.status == 0)
         kill(process.processIdentifier, SIGTERM)
-        let exited = try await eventually(within: 15) { !process.isRunning }
+        let exited = await eventually(within: 15) { !process.isRunning }
         #expect(exited)
         #expect(process.terminationStatus == 0)
         #expect((try? await http.status("http://127.0.0.1:\(port)/healthz")) == nil)

@@ -30,6 +30,31 @@ struct MoreTokenTests {
         }
     }
 
+    @Test func aClientChangedOnOneReplicaDropsCachedTokensOnTheOthers() async throws {
+        try await withHarness { h in
+            let key = try await h.tenantWithKey()
+            try await h.authorizationCodeClient()
+            let first = try await h.exchange(key: key)
+            let other = try await h.replica()
+            // The second replica learns the token from the database once, then serves it from memory.
+            #expect(try await other.token(key: key)["access_token"] == first["access_token"])
+            #expect(try await other.token(key: key)["source"] == "cache")
+            #expect(try await h.call("PATCH", "/tenants/acme/clients/crm", json: #"{"token_ttl_seconds":900}"#).status == 200)
+            let renewed = await eventually(within: 1.0) {
+                (try? await other.token(key: key))?["source"] == "upstream"
+            }
+            #expect(renewed)
+            let after = try await other.token(key: key)
+            #expect(after["access_token"] != first["access_token"])
+            let issuedText = try #require(after["issued_at"])
+            let expiresText = try #require(after["expires_at"])
+            let issued = try #require(ISO8601DateFormatter().date(from: issuedText))
+            let expires = try #require(ISO8601DateFormatter().date(from: expiresText))
+            #expect(expires.timeIntervalSince(issued) == 900)
+            await other.stop(stopFake: false)
+        }
+    }
+
     @Test func callsReachingSalesforceAreLimitedPerKey() async throws {
         try await withHarness(extra: ["TOKEN_GATEWAY_KEY_UPSTREAM_LIMIT_PER_MINUTE": "2"]) { h in
             let key = try await h.tenantWithKey()

@@ -28,6 +28,8 @@ set -e
 
 say "checking openapi.yaml"
 bash scripts/check-openapi.sh
+say "fuzzing the gateway against openapi.yaml"
+bash scripts/check-conformance.sh
 say "checking the Docker files"
 bash scripts/check-docker.sh
 say "all checks passed"

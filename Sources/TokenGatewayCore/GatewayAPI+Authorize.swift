@@ -162,7 +162,7 @@ extension GatewayAPI {
             )
         } catch let error as GatewayError {
             return Self.page(
-                error.status == 503 ? 503 : 400, title: "Authorization failed",
+                error.status >= 500 ? error.status : 400, title: "Authorization failed",
                 "\(error.message) Ask for a new authorize link and try again.")
         } catch {
             context.logger.error("callback failed", metadata: ["error": "\(error)"])

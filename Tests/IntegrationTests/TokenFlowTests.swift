@@ -325,6 +325,12 @@ struct TokenFlowTests {
             #expect(again.status == 400 && String(decoding: again.body, as: UTF8.self).contains("already used"))
             let unknown = try await h.http.send(.init(method: "GET", url: "\(h.baseURL)/callback?code=x&state=nope"))
             #expect(unknown.status == 400)
+            // Salesforce failing during the exchange: the page keeps the 5xx status of the contract's table.
+            let second = try await h.call("POST", "/tenants/acme/clients/web/authorize", json: #"{"connection":"other"}"#)
+            let redirect = try await h.http.send(.init(method: "GET", url: try #require(second["url"])))
+            h.fake.injectFaults([.serverError])
+            let failed = try await h.http.send(.init(method: "GET", url: try #require(redirect.header("Location"))))
+            #expect(failed.status == 502 && String(decoding: failed.body, as: UTF8.self).contains("authorize link"))
         }
     }
 

@@ -133,6 +133,19 @@ final class GatewayHarness: Sendable {
         #expect(reply.status == 201, "\(reply.text)")
     }
 
+    /// Registers a client-credentials app (run as `runAs`) at the fake and the client "cc" at the gateway.
+    func clientCredentialsClient(tenant: String = "acme", runAs: String) async throws {
+        fake.register(
+            FakeConnectedApp(
+                clientID: "3MVG9-cc", clientSecret: "cc-secret", redirectURIs: [], clientCredentialsUser: runAs))
+        let reply = try await call(
+            "POST", "/tenants/\(tenant)/clients",
+            json: """
+                {"id":"cc","grant_type":"client_credentials","login_url":"\(fake.baseURL)","client_id":"3MVG9-cc","client_secret":"cc-secret"}
+                """)
+        #expect(reply.status == 201, "\(reply.text)")
+    }
+
     /// Runs /exchange with a fresh code for `client` and returns the reply.
     func exchange(
         key: String, client: String = "crm", clientID: String = "3MVG9-crm", connection: String = "default",

@@ -76,17 +76,7 @@ struct MoreTokenTests {
             let key = try await h.tenantWithKey()
             try await h.authorizationCodeClient()
             #expect(try await h.exchange(key: key).status == 200)
-            h.fake.register(
-                FakeConnectedApp(
-                    clientID: "3MVG9-cc", clientSecret: "cc-secret", redirectURIs: [],
-                    clientCredentialsUser: "ops@acme.example"))
-            #expect(
-                try await h.call(
-                    "POST", "/tenants/acme/clients",
-                    json: """
-                        {"id":"cc","grant_type":"client_credentials","login_url":"\(h.fake.baseURL)","client_id":"3MVG9-cc","client_secret":"cc-secret"}
-                        """
-                ).status == 201)
+            try await h.clientCredentialsClient(runAs: "ops@acme.example")
             // Stateless grant: a 500 and garbage are retried, the third attempt succeeds.
             h.fake.injectFaults([.serverError, .garbage])
             var before = h.fake.stats.tokenCalls

@@ -233,10 +233,6 @@ struct TokenFlowTests {
                 FakeConnectedApp(
                     clientID: "3MVG9-jwt", clientSecret: "jwt-app-secret", redirectURIs: [],
                     jwtPublicKeyPEM: rsa.publicKey.pemRepresentation, preApprovedUsers: ["integration@acme.example"]))
-            h.fake.register(
-                FakeConnectedApp(
-                    clientID: "3MVG9-cc", clientSecret: "cc-secret", redirectURIs: [],
-                    clientCredentialsUser: "integration@acme.example"))
             let pem = rsa.pemRepresentation.replacingOccurrences(of: "\n", with: "\\n")
             #expect(
                 try await h.call(
@@ -246,13 +242,7 @@ struct TokenFlowTests {
                          "username":"integration@acme.example","private_key":"\(pem)"}
                         """
                 ).status == 201)
-            #expect(
-                try await h.call(
-                    "POST", "/tenants/acme/clients",
-                    json: """
-                        {"id":"cc","grant_type":"client_credentials","login_url":"\(h.fake.baseURL)","client_id":"3MVG9-cc","client_secret":"cc-secret"}
-                        """
-                ).status == 201)
+            try await h.clientCredentialsClient(runAs: "integration@acme.example")
             let jwt = try await h.token(key: key, client: "jwt")
             #expect(jwt.status == 200 && jwt["source"] == "upstream", "\(jwt.text)")
             #expect(h.fake.isLiveAccessToken(try #require(jwt["access_token"])))

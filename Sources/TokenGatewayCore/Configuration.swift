@@ -20,6 +20,10 @@ public struct GatewayConfiguration: Sendable {
     public var idleTimeoutSeconds: Int = 60
     public var shutdownGraceSeconds: Double = 10
     public var keyUpstreamLimitPerMinute: Int = 120
+    /// Most concurrent Salesforce calls per client on one replica.
+    public var upstreamConcurrencyPerClient: Int = 8
+    /// Longest wait for a free database connection before a request gets `503` (busy, not unreachable).
+    public var databaseAcquireTimeoutSeconds: Double = 2
 
     /// How log lines are written.
     public enum LogFormat: String, Sendable { case json, text }
@@ -125,6 +129,12 @@ public struct GatewayConfiguration: Sendable {
         }
         if let limit = try integer("TOKEN_GATEWAY_KEY_UPSTREAM_LIMIT_PER_MINUTE", 1...1_000_000) {
             configuration.keyUpstreamLimitPerMinute = limit
+        }
+        if let limit = try integer("TOKEN_GATEWAY_UPSTREAM_CONCURRENCY_PER_CLIENT", 1...1000) {
+            configuration.upstreamConcurrencyPerClient = limit
+        }
+        if let seconds = try number("TOKEN_GATEWAY_DB_ACQUIRE_TIMEOUT_SECONDS", 0.05...60) {
+            configuration.databaseAcquireTimeoutSeconds = seconds
         }
         return configuration
     }

@@ -23,7 +23,8 @@ public final class Gateway: Sendable {
     public static func start(configuration: GatewayConfiguration, logger: Logger) async throws -> Gateway {
         let pool = PostgresPool(
             configuration: PostgresConfiguration(
-                url: configuration.databaseURL, poolSize: configuration.databasePoolSize),
+                url: configuration.databaseURL, poolSize: configuration.databasePoolSize,
+                acquireTimeoutSeconds: configuration.databaseAcquireTimeoutSeconds),
             logger: logger)
         let applied = try await PostgresMigrator.migrate(
             pool: pool, migrations: GatewaySchema.migrations, logger: logger)
@@ -59,7 +60,9 @@ public final class Gateway: Sendable {
         let tokens = TokenService(
             store: store, cache: cache, salesforce: salesforce, metrics: metrics, logger: logger,
             forceRefreshGraceSeconds: configuration.forceRefreshGraceSeconds,
-            keyUpstreamLimitPerMinute: configuration.keyUpstreamLimitPerMinute)
+            keyUpstreamLimitPerMinute: configuration.keyUpstreamLimitPerMinute,
+            upstreamTimeoutSeconds: configuration.upstreamTimeoutSeconds,
+            upstreamConcurrencyPerClient: configuration.upstreamConcurrencyPerClient)
         api = GatewayAPI(
             configuration: configuration, store: store, keys: keys, cache: cache, tokens: tokens,
             salesforce: salesforce,
@@ -79,11 +82,14 @@ public final class Gateway: Sendable {
                 }
             })
         metrics.gauge("token_gateway_db_pool_in_use") { Double(pool.inUse) }
-        let origin = tokens.origin
         listener = PostgresListener(
-            url: configuration.databaseURL, channels: ["tgw_keys", "tgw_tokens"], logger: logger,
-            onNotification: { channel, payload in
-                Self.apply(notification: payload, channel: channel, origin: origin, keys: keys, cache: cache)
+            url: configuration.databaseURL, channels: [GatewayNotification.channel], logger: logger,
+            onNotification: { [logger] _, payload in
+                guard let message = GatewayNotification(payload: payload) else {
+                    logger.warning("unreadable notification ignored")
+                    return
+                }
+                Self.apply(message, tokens: tokens, keys: keys, cache: cache)
             },
             onReconnect: { [logger] in
                 // Notifications may have been missed while disconnected: forget what may be stale.
@@ -104,24 +110,21 @@ public final class Gateway: Sendable {
     }
 
     /// Applies a change announced by another replica (or by this one's own database writes).
-    static func apply(
-        notification payload: String, channel: String, origin: String, keys: KeyRegistry, cache: TokenCache
-    ) {
-        switch channel {
-        case "tgw_keys":
-            if payload.hasPrefix("key:") { keys.remove(id: String(payload.dropFirst(4))) }
-            if payload.hasPrefix("tenant:") {
-                keys.removeTenant(String(payload.dropFirst(7)))
-                cache.invalidate(tenant: String(payload.dropFirst(7)))
+    static func apply(_ message: GatewayNotification, tokens: TokenService, keys: KeyRegistry, cache: TokenCache) {
+        switch message {
+        case .keyDeleted(let id):
+            keys.remove(id: id)
+        case .tenantDeleted(let tenant):
+            keys.removeTenant(tenant)
+            cache.invalidate(tenant: tenant)
+        case .tokensStale(let tenant, let client, let connection):
+            cache.invalidate(tenant: tenant, client: client, connection: connection ?? "")
+        case .leaseEnded(let key, let origin, let forced):
+            // Another replica's new token, or its failure: requests waiting here re-read the row.
+            tokens.waiters.wake(key)
+            if forced && origin != tokens.origin {
+                cache.invalidate(tenant: key.tenant, client: key.client, connection: key.connection)
             }
-        case "tgw_tokens":
-            let parts = payload.split(separator: "|", maxSplits: 1, omittingEmptySubsequences: false)
-            guard parts.count == 2, parts[0] != origin else { return }
-            let names = parts[1].split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-            guard names.count == 3, !names[0].isEmpty else { return }
-            cache.invalidate(tenant: names[0], client: names[1], connection: names[2])
-        default:
-            break
         }
     }
 

@@ -232,8 +232,9 @@ public final class GatewayAPI: Sendable {
     static func errorResponse(_ error: any Error, logger: Logger?) -> HTTPResponse {
         switch error {
         case let error as GatewayError: return error.response
-        case let error as PostgresError
-        where error.kind == .unavailable || error.kind == .poolExhausted || error.kind == .closed:
+        case let error as PostgresError where error.kind == .poolExhausted:
+            return GatewayError.busy.response
+        case let error as PostgresError where error.kind == .unavailable || error.kind == .closed:
             return GatewayError(
                 status: 503, code: "unavailable", message: "The database is unreachable; retry shortly."
             ).response

@@ -9,7 +9,7 @@ public struct UpstreamDetails: Sendable, Equatable {
 
 /// An error the gateway answers with: a status, one of the contract's error codes and a sentence a person can act on.
 /// Messages never carry secrets; callers build them from field names and fixed text only.
-public struct GatewayError: Error, Sendable, CustomStringConvertible {
+public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible {
     public var status: Int
     public var code: String
     public var message: String
@@ -46,6 +46,10 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
     public static let unavailable = GatewayError(
         status: 503, code: "unavailable",
         message: "The database is unreachable and no cached token can serve this request; retry shortly.")
+    /// Every database connection of this replica stayed busy for the pool's acquire timeout: not an outage.
+    public static let busy = GatewayError(
+        status: 503, code: "unavailable",
+        message: "The gateway's database connections are all busy; retry in a second.", retryAfterSeconds: 1)
     public static func payloadTooLarge(limit: Int) -> GatewayError {
         GatewayError(status: 413, code: "payload_too_large", message: "The request body is larger than \(limit) bytes.")
     }

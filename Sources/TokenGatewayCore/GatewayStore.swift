@@ -68,8 +68,7 @@ public final class GatewayStore: Sendable {
             let result = try await connection.query("DELETE FROM tenants WHERE id = $1", [id])
             guard result.affectedRows == 1 else { return (false, []) }
             try await Self.audit(connection, tenant: id, actor: actor, action: "tenant.delete", target: "tenant/\(id)")
-            try await connection.query("SELECT pg_notify('tgw_keys', $1)", ["tenant:\(id)"])
-            try await Self.notifyTokens(connection, tenant: id, client: "")
+            try await Self.notify(connection, .tenantDeleted(tenant: id))
             return (true, targets)
         }
     }
@@ -110,7 +109,7 @@ public final class GatewayStore: Sendable {
                 "DELETE FROM api_keys WHERE tenant_id = $1 AND id = $2", [tenant, id])
             guard result.affectedRows == 1 else { return false }
             try await Self.audit(connection, tenant: tenant, actor: actor, action: "key.delete", target: "key/\(id)")
-            try await connection.query("SELECT pg_notify('tgw_keys', $1)", ["key:\(id)"])
+            try await Self.notify(connection, .keyDeleted(id: id))
             return true
         }
     }
@@ -259,7 +258,7 @@ public final class GatewayStore: Sendable {
             try await Self.audit(
                 connection, tenant: client.tenant, actor: actor, action: "client.update",
                 target: "client/\(client.id)")
-            try await Self.notifyTokens(connection, tenant: client.tenant, client: client.id)
+            try await Self.notify(connection, .tokensStale(tenant: client.tenant, client: client.id, connection: nil))
             return try self.decodeClient(row)
         }
     }
@@ -275,7 +274,7 @@ public final class GatewayStore: Sendable {
             guard result.affectedRows == 1 else { return (false, []) }
             try await Self.audit(
                 connection, tenant: tenant, actor: actor, action: "client.delete", target: "client/\(id)")
-            try await Self.notifyTokens(connection, tenant: tenant, client: id)
+            try await Self.notify(connection, .tokensStale(tenant: tenant, client: id, connection: nil))
             return (true, targets)
         }
     }
@@ -308,7 +307,7 @@ public final class GatewayStore: Sendable {
             try await Self.audit(
                 connection, tenant: tenant, actor: actor, action: "connection.delete",
                 target: "client/\(client)/connection/\(id)")
-            try await Self.notifyTokens(connection, tenant: tenant, client: client, connection: id)
+            try await Self.notify(connection, .tokensStale(tenant: tenant, client: client, connection: id))
             return (true, targets)
         }
     }
@@ -356,15 +355,5 @@ public final class GatewayStore: Sendable {
                 id: Int($0["id"] ?? "") ?? 0, at: $0["at"] ?? "", actor: $0["actor"] ?? "", action: $0["action"] ?? "",
                 target: $0["target"] ?? "", count: $0["count"].flatMap { Int($0) })
         }
-    }
-
-    /// Tells every replica that cached tokens of a client (or one connection) are stale.
-    static func notifyTokens(
-        _ connection: PostgresConnection, tenant: String, client: String, connection id: String? = nil
-    )
-        async throws
-    {
-        try await connection.query(
-            "SELECT pg_notify('tgw_tokens', $1)", ["|" + [tenant, client, id ?? ""].joined(separator: "/")])
     }
 }

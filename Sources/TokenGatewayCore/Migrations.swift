@@ -82,7 +82,17 @@ public enum GatewaySchema {
                   count int
                 );
                 CREATE INDEX audit_events_tenant ON audit_events(tenant_id, id DESC);
-                """)
+                """),
+        PostgresMigration(
+            version: 2, name: "refresh leases",
+            sql: """
+                ALTER TABLE connections
+                  ADD COLUMN lease_owner text,
+                  ADD COLUMN lease_fence bigint NOT NULL DEFAULT 0,
+                  ADD COLUMN lease_until timestamptz,
+                  ADD COLUMN last_error text,
+                  ADD COLUMN last_error_at timestamptz;
+                """),
     ]
 
     /// The newest schema version this binary knows.

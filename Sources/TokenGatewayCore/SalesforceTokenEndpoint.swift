@@ -117,12 +117,21 @@ public struct SalesforceTokenEndpoint: Sendable {
     }
 
     /// Requests a token, retrying only failures that are safe to repeat for this grant, with backoff and jitter.
-    public func requestToken(_ grant: TokenGrant, client: Client) async throws(SalesforceFailure) -> SalesforceToken {
+    /// With a `deadline`, no attempt runs past it (each attempt's timeout is cut to what remains), so the whole
+    /// call, retries included, ends by then: a refresh lease relies on that.
+    public func requestToken(
+        _ grant: TokenGrant, client: Client, deadline: ContinuousClock.Instant? = nil
+    ) async throws(SalesforceFailure) -> SalesforceToken {
         var attempt = 1
         while true {
             let started = ContinuousClock.now
+            var timeout: Duration?
+            if let deadline {
+                timeout = deadline - started
+                guard timeout! >= .milliseconds(50) else { throw .timeout }
+            }
             do {
-                let token = try await attemptOnce(grant, client: client)
+                let token = try await attemptOnce(grant, client: client, timeout: timeout)
                 metrics.upstreamCall(grant: grant.label, outcome: "success", duration: ContinuousClock.now - started)
                 return token
             } catch {
@@ -137,6 +146,7 @@ public struct SalesforceTokenEndpoint: Sendable {
                 guard retryable, attempt < maxAttempts else { throw error }
                 let base = baseBackoffMilliseconds << (attempt - 1)
                 let delay = base / 2 + Int.random(in: 0...base)
+                if let deadline, ContinuousClock.now + .milliseconds(delay + 50) >= deadline { throw error }
                 logger.warning(
                     "salesforce token call failed, retrying",
                     metadata: [
@@ -162,10 +172,12 @@ public struct SalesforceTokenEndpoint: Sendable {
         }
     }
 
-    func attemptOnce(_ grant: TokenGrant, client: Client) async throws(SalesforceFailure) -> SalesforceToken {
+    func attemptOnce(_ grant: TokenGrant, client: Client, timeout: Duration?) async throws(SalesforceFailure)
+        -> SalesforceToken
+    {
         let request = HTTPClientRequest.form(
             url: client.tokenEndpoint, fields: Self.form(for: grant, client: client),
-            headers: [("Accept", "application/json")])
+            headers: [("Accept", "application/json")], timeout: timeout)
         let response: HTTPClientResponse
         do {
             response = try await http.send(request)

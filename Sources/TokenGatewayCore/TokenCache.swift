@@ -29,6 +29,17 @@ public struct CachedToken: Sendable, Equatable {
     public func remaining(now: Double) -> Double { expiresAt - now }
 }
 
+extension CachedToken {
+    /// The token of a Salesforce answer: `expires_at` = Salesforce's `issued_at` + the client's TTL.
+    public init(_ answer: SalesforceToken, ttlSeconds: Int, fetchedAt: Double) {
+        let issuedAt = Double(answer.issuedAtMillis) / 1000
+        self.init(
+            accessToken: answer.accessToken, instanceURL: answer.instanceURL, identityURL: answer.identityURL,
+            scope: answer.scope, tokenType: answer.tokenType, issuedAt: issuedAt,
+            expiresAt: issuedAt + Double(ttlSeconds), fetchedAt: fetchedAt)
+    }
+}
+
 /// The in-memory token cache: a hit touches neither PostgreSQL nor Salesforce.
 public final class TokenCache: Sendable {
     private let entries = Mutex<[ConnectionKey: CachedToken]>([:])

@@ -13,10 +13,18 @@ public struct IssuedToken: Sendable {
 }
 
 /// Hands out access tokens: from memory when it can, else from PostgreSQL (a token another replica fetched), else
-/// from Salesforce, exactly once per connection across every replica. The order of events on a refresh:
-/// in-process single flight → transaction with `pg_advisory_xact_lock` on the connection → re-read the row →
-/// call Salesforce (while holding the lock) → store the new access token and a rotated refresh token → commit →
-/// answer. A rotated refresh token is therefore durable before anyone can use the access token it came with.
+/// from Salesforce, exactly once per connection across every replica, and never holding a database connection
+/// while Salesforce is called. A refresh:
+/// 1. in-process single flight (`SingleFlight`): one request per connection goes on, the others wait for it;
+/// 2. a short claim transaction reads the row under a row lock and decides (`RefreshDecision`): use the stored
+///    token, wait for another owner's lease (its `NOTIFY`, or a bounded poll), fail, or claim the lease
+///    (`ConnectionLease`: owner, fence, `lease_until` = now + upstream timeout + margin) and commit;
+/// 3. the per-client gate (`UpstreamGate`): the breaker of a client whose calls keep timing out, and a bounded
+///    number of concurrent calls per client;
+/// 4. Salesforce, with no connection held; the whole call ends before the lease can lapse;
+/// 5. a second short transaction stores the answer (a rotated refresh token first of all) only if the lease is
+///    still this attempt's, ends the lease and `NOTIFY`s; the token is handed out after that commit.
+/// A replica that dies mid-call leaves a lease that lapses; the next request anywhere takes it over then.
 public final class TokenService: Sendable {
     let store: GatewayStore
     let cache: TokenCache
@@ -25,14 +33,25 @@ public final class TokenService: Sendable {
     let logger: Logger
     let forceRefreshGrace: Double
     let limiter: UpstreamRateLimiter
-    /// Identifies this process in NOTIFY payloads so it can skip its own messages.
+    /// Per-client concurrency and back-off of Salesforce calls.
+    public let gate: UpstreamGate
+    /// Requests waiting for another owner's lease.
+    public let waiters = LeaseWaiters()
+    let flights = SingleFlight()
+    /// The longest Salesforce call, in seconds.
+    let upstreamTimeout: Double
+    /// A lease outlives the longest call by this much, so a lease can never lapse while its owner may still call.
+    static let leaseMarginSeconds = 5.0
+    /// The fallback poll while waiting for another owner's lease (its notification may be lost).
+    static let leasePoll = 1.0
+    /// Identifies this process in `NOTIFY` messages so it can skip its own.
     public let origin: String
-
-    private let inflight = Mutex<[ConnectionKey: Task<(CachedToken, Bool), any Error>]>([:])
+    private let attempts = Atomic<Int>(0)
 
     public init(
         store: GatewayStore, cache: TokenCache, salesforce: SalesforceTokenEndpoint, metrics: Metrics, logger: Logger,
-        forceRefreshGraceSeconds: Double, keyUpstreamLimitPerMinute: Int
+        forceRefreshGraceSeconds: Double, keyUpstreamLimitPerMinute: Int, upstreamTimeoutSeconds: Double = 15,
+        upstreamConcurrencyPerClient: Int = 8
     ) {
         self.store = store
         self.cache = cache
@@ -41,6 +60,8 @@ public final class TokenService: Sendable {
         self.logger = logger
         self.forceRefreshGrace = forceRefreshGraceSeconds
         self.limiter = UpstreamRateLimiter(perMinute: keyUpstreamLimitPerMinute)
+        self.gate = UpstreamGate(perClient: upstreamConcurrencyPerClient)
+        self.upstreamTimeout = upstreamTimeoutSeconds
         self.origin = UUID().uuidString.prefix(8).lowercased()
     }
 
@@ -60,274 +81,212 @@ public final class TokenService: Sendable {
     }
 
     /// The slow path: coalesces concurrent requests for the same connection in this process, then asks the
-    /// database and, if needed, Salesforce under the connection's advisory lock.
+    /// database and, if needed, Salesforce under the connection's refresh lease.
     public func fetchToken(_ key: ConnectionKey, minTTL: Double, force: Bool, keyID: String) async throws -> IssuedToken
     {
-        let (task, leader) = inflight.withLock { inflight -> (Task<(CachedToken, Bool), any Error>, Bool) in
-            if let running = inflight[key] { return (running, false) }
-            let started = Self.now
-            let task = Task {
-                try await self.refresh(key, minTTL: minTTL, force: force, keyID: keyID, started: started)
-            }
-            inflight[key] = task
-            return (task, true)
-        }
-        defer {
-            if leader { inflight.withLock { if $0[key] == task { $0[key] = nil } } }
-        }
+        let need = TokenNeed(minTTL: minTTL, force: force, started: Self.now, forceGrace: forceRefreshGrace)
         do {
-            let (token, calledUpstream) = try await task.value
-            return IssuedToken(token: token, source: leader && calledUpstream ? .upstream : .cache)
+            let (token, source) = try await flights.run(key, need: need, keyID: keyID, now: { Self.now }) {
+                need, keyID in try await self.refresh(key, need: need, keyID: keyID)
+            }
+            return IssuedToken(token: token, source: source)
         } catch let error as PostgresError {
             // The database is down: a token that has not expired is still better than no answer.
             if let token = cache.get(key), token.remaining(now: Self.now) > 0 {
                 logger.warning("database unavailable; serving a cached token", metadata: ["connection": "\(key)"])
                 return IssuedToken(token: token, source: .cache)
             }
-            logger.error("database unavailable", metadata: ["error": "\(error)"])
-            throw GatewayError.unavailable
+            throw Self.databaseFailure(error, logger: logger)
         }
     }
 
-    private enum Outcome: Sendable {
-        case token(CachedToken, calledUpstream: Bool)
-        case failure(GatewayError)
-    }
-
-    static func lockSQL() -> String {
-        "SELECT pg_advisory_xact_lock(hashtext('tgw-connection'), hashtext($1))"
-    }
-
-    /// `started` is when the request began: a token fetched since then (by another replica, while this one waited
-    /// for the lock) is as fresh as a new call would make it, so it is used instead.
-    private func refresh(_ key: ConnectionKey, minTTL: Double, force: Bool, keyID: String, started: Double) async throws
-        -> (CachedToken, Bool)
-    {
-        let outcome: Outcome = try await store.pool.transaction { connection in
-            try await connection.query(Self.lockSQL(), [key.description])
-            guard let client = try await store.client(connection, tenant: key.tenant, id: key.client) else {
-                return .failure(.notFound("Client '\(key.client)' does not exist."))
-            }
-            var row = try await connection.query(
-                """
-                SELECT status, refresh_token, access_token, instance_url, identity_url, scope, token_type,
-                  extract(epoch FROM issued_at)::float8 AS issued_at, extract(epoch FROM expires_at)::float8 AS expires_at,
-                  extract(epoch FROM fetched_at)::float8 AS fetched_at
-                FROM connections WHERE tenant_id = $1 AND client_id = $2 AND id = $3 FOR UPDATE
-                """, [key.tenant, key.client, key.connection]
-            ).rows.first
-            if row == nil {
-                guard client.grantType != .authorizationCode else {
-                    return .failure(
-                        .notFound(
-                            "Connection '\(key.connection)' of client '\(key.client)' is not authorized yet: POST /exchange with a code, or make an authorize link."
-                        ))
-                }
-                guard key.connection == "default" else {
-                    return .failure(
-                        .notFound(
-                            "A \(client.grantType.rawValue) client has only the connection 'default'."))
-                }
-                try await connection.query(
-                    "INSERT INTO connections (tenant_id, client_id, id) VALUES ($1, $2, 'default') ON CONFLICT DO NOTHING",
-                    [key.tenant, key.client])
-                row = nil
-            }
-            let now = Self.now
-            if let row, let stored = try self.storedToken(row, key: key) {
-                if stored.fetchedAt >= started && stored.remaining(now: now) > 0 {
-                    return .token(stored, calledUpstream: false)
-                }
-                if !force && stored.remaining(now: now) > minTTL { return .token(stored, calledUpstream: false) }
-                if force && now - stored.fetchedAt <= forceRefreshGrace && stored.remaining(now: now) > 0 {
-                    return .token(stored, calledUpstream: false)
-                }
-            }
-            let grant: TokenGrant
-            switch client.grantType {
-            case .authorizationCode:
-                guard row?["status"] != "reauthorization_required", let sealed = row?["refresh_token"] else {
-                    return .failure(
-                        Self.reauthorization(
-                            "Connection '\(key.connection)' has no usable refresh token: authorize it again (POST /exchange or an authorize link).",
-                            upstream: nil))
-                }
-                grant = .refreshToken(
-                    try store.keyring.open(
-                        sealed,
-                        for: .init(
-                            field: "refresh_token", tenant: key.tenant, client: key.client, connection: key.connection))
-                )
-            case .jwtBearer:
-                grant = .jwtBearer(assertion: try JWTAssertion.make(client: client))
-            case .clientCredentials:
-                grant = .clientCredentials
-            }
-            if let retryAfter = limiter.take(keyID: keyID, now: now) {
-                return .failure(
-                    GatewayError(
-                        status: 429, code: "rate_limited",
-                        message: "This API key caused too many Salesforce calls; retry after \(retryAfter) s.",
-                        retryAfterSeconds: retryAfter))
-            }
-            let answer: SalesforceToken
-            do throws(SalesforceFailure) {
-                answer = try await salesforce.requestToken(grant, client: client)
-            } catch {
-                metrics.refreshFailure()
-                let mapped = Self.map(error, grant: grant)
-                if mapped.code == "reauthorization_required" {
-                    try await connection.query(
-                        """
-                        UPDATE connections SET status = 'reauthorization_required', access_token = NULL, expires_at = NULL
-                        WHERE tenant_id = $1 AND client_id = $2 AND id = $3
-                        """, [key.tenant, key.client, key.connection])
-                    try await GatewayStore.notifyTokens(
-                        connection, tenant: key.tenant, client: key.client, connection: key.connection)
-                }
-                logger.warning(
-                    "token fetch failed",
-                    metadata: [
-                        "connection": "\(key)", "grant": "\(grant.label)", "error": "\(mapped.code)",
-                    ])
-                return .failure(mapped)
-            }
-            let token = try await self.save(answer, client: client, key: key, connection: connection, isExchange: false)
-            if force {
-                // The caller's old token was rejected: other replicas drop their copy of it.
-                try await connection.query("SELECT pg_notify('tgw_tokens', $1)", ["\(origin)|\(key.description)"])
-            }
-            return .token(token, calledUpstream: true)
+    /// The contract's answer when the database fails a token request: a busy pool is not an unreachable database.
+    static func databaseFailure(_ error: PostgresError, logger: Logger) -> GatewayError {
+        if error.kind == .poolExhausted {
+            logger.warning("database pool busy", metadata: ["error": "\(error)"])
+            return GatewayError.busy
         }
-        switch outcome {
-        case .token(let token, let calledUpstream):
-            cache.put(key, token)
-            return (token, calledUpstream)
-        case .failure(let error):
-            if error.code == "reauthorization_required" || error.status == 404 {
-                cache.invalidate(
-                    tenant: key.tenant, client: key.client, connection: key.connection)
+        logger.error("database unavailable", metadata: ["error": "\(error)"])
+        return GatewayError.unavailable
+    }
+
+    /// One request's way to a token meeting `need`: decide on the row, wait for another owner, or call.
+    func refresh(_ key: ConnectionKey, need: TokenNeed, keyID: String) async throws -> SingleFlight.Result {
+        while true {
+            let ticket = waiters.ticket(key)
+            let owner = "\(origin)-\(attempts.wrappingAdd(1, ordering: .relaxed).newValue)"
+            let deadline = ContinuousClock.now + .seconds(upstreamTimeout)
+            let (decision, claim) = try await store.claimRefresh(
+                key, owner: owner, leaseSeconds: upstreamTimeout + Self.leaseMarginSeconds
+            ) { client, snapshot in
+                RefreshDecision.decide(snapshot, grant: client.grantType, need: need, now: Self.now)
             }
+            switch decision {
+            case .useStored(let token):
+                cache.put(key, token)
+                return (token, false)
+            case .fail(let error):
+                if error.code == "reauthorization_required" || error.status == 404 {
+                    cache.invalidate(tenant: key.tenant, client: key.client, connection: key.connection)
+                }
+                throw error
+            case .wait(let seconds):
+                await waiters.wait(key, after: ticket, timeout: .seconds(min(seconds + 0.05, Self.leasePoll)))
+            case .claim:
+                guard let claim else { continue }
+                if claim.tookOver {
+                    logger.warning("took over a lapsed refresh lease", metadata: ["connection": "\(key)"])
+                }
+                return try await callHoldingLease(key, claim: claim, need: need, keyID: keyID, deadline: deadline)
+            }
+        }
+    }
+
+    /// Calls Salesforce under a claimed lease and stores the answer; whatever happens, the lease ends.
+    func callHoldingLease(
+        _ key: ConnectionKey, claim: RefreshClaim, need: TokenNeed, keyID: String, deadline: ContinuousClock.Instant
+    ) async throws -> SingleFlight.Result {
+        let answer: SalesforceToken
+        let grant: TokenGrant
+        do {
+            grant = try Self.grant(for: claim)
+            answer = try await gatedCall(key, grant: grant, client: claim.client, keyID: keyID, deadline: deadline)
+        } catch let failure as GatewayError {
+            let recorded = Self.isConnectionFailure(failure)
+            if recorded { metrics.refreshFailure() }
+            let reauthorization = failure.code == "reauthorization_required"
+            try await store.failRefresh(
+                key, claim: claim, failure: recorded ? failure : nil, reauthorization: reauthorization,
+                origin: origin)
+            waiters.wake(key)
+            if reauthorization {
+                cache.invalidate(tenant: key.tenant, client: key.client, connection: key.connection)
+            }
+            logger.warning(
+                "token fetch failed", metadata: ["connection": "\(key)", "error": "\(failure.code)"])
+            throw failure
+        } catch {
+            try? await store.failRefresh(key, claim: claim, failure: nil, reauthorization: false, origin: origin)
+            waiters.wake(key)
             throw error
         }
-    }
-
-    func storedToken(_ row: PostgresRow, key: ConnectionKey) throws -> CachedToken? {
-        guard row["status"] == "active", let sealed = row["access_token"],
-            let expiresAt = row["expires_at"].flatMap(Double.init),
-            let issuedAt = row["issued_at"].flatMap(Double.init), let fetchedAt = row["fetched_at"].flatMap(Double.init)
-        else { return nil }
-        let access = try store.keyring.open(
-            sealed,
-            for: .init(
-                field: "access_token", tenant: key.tenant, client: key.client, connection: key.connection))
-        return CachedToken(
-            accessToken: access, instanceURL: row["instance_url"] ?? "", identityURL: row["identity_url"] ?? "",
-            scope: row["scope"], tokenType: row["token_type"] ?? "Bearer", issuedAt: issuedAt, expiresAt: expiresAt,
-            fetchedAt: fetchedAt)
-    }
-
-    /// Stores a fresh answer on the connection (creating it for /exchange): the access token, and the refresh token
-    /// when Salesforce sent one (rotation, or a new authorization). Runs inside the caller's transaction.
-    func save(
-        _ answer: SalesforceToken, client: Client, key: ConnectionKey, connection: PostgresConnection, isExchange: Bool
-    )
-        async throws -> CachedToken
-    {
-        let now = Self.now
-        let issuedAt = Double(answer.issuedAtMillis) / 1000
-        let token = CachedToken(
-            accessToken: answer.accessToken, instanceURL: answer.instanceURL, identityURL: answer.identityURL,
-            scope: answer.scope, tokenType: answer.tokenType, issuedAt: issuedAt,
-            expiresAt: issuedAt + Double(client.tokenTTLSeconds), fetchedAt: now)
-        let access = try store.keyring.seal(
-            answer.accessToken,
-            for: .init(
-                field: "access_token", tenant: key.tenant, client: key.client, connection: key.connection))
-        let refresh = try answer.refreshToken.map {
-            try store.keyring.seal(
-                $0,
-                for: .init(
-                    field: "refresh_token", tenant: key.tenant, client: key.client, connection: key.connection))
+        let token = CachedToken(answer, ttlSeconds: claim.client.tokenTTLSeconds, fetchedAt: Self.now)
+        guard
+            try await store.completeRefresh(
+                key, claim: claim, answer: answer, token: token, origin: origin, forced: need.force)
+        else {
+            logger.error(
+                "refresh lease was taken over before the answer was stored; the answer is dropped",
+                metadata: ["connection": "\(key)"])
+            throw GatewayError(
+                status: 502, code: "upstream_error",
+                message: "Salesforce answered too late to be stored; retry.")
         }
-        // On /exchange a missing refresh token replaces the old one (a new identity may have been authorized);
-        // on refresh a missing one keeps the stored one (rotation is off).
-        let refreshSQL = isExchange ? "$4" : "coalesce($4, connections.refresh_token)"
-        try await connection.query(
-            """
-            INSERT INTO connections (tenant_id, client_id, id, user_id, org_id, instance_url, status, refresh_token,
-              access_token, identity_url, scope, token_type, issued_at, expires_at, fetched_at, refreshed_at)
-            VALUES ($1, $2, $3, $6, $7, $8, 'active', $4, $5, $9, $10, $11, to_timestamp($12::float8),
-              to_timestamp($13::float8), to_timestamp($14::float8), now())
-            ON CONFLICT (tenant_id, client_id, id) DO UPDATE SET
-              user_id = coalesce(EXCLUDED.user_id, connections.user_id),
-              org_id = coalesce(EXCLUDED.org_id, connections.org_id),
-              instance_url = EXCLUDED.instance_url, status = 'active', refresh_token = \(refreshSQL),
-              access_token = EXCLUDED.access_token, identity_url = EXCLUDED.identity_url, scope = EXCLUDED.scope,
-              token_type = EXCLUDED.token_type, issued_at = EXCLUDED.issued_at, expires_at = EXCLUDED.expires_at,
-              fetched_at = EXCLUDED.fetched_at, refreshed_at = now()
-            """,
-            [
-                key.tenant, key.client, key.connection, refresh, access, answer.userID, answer.orgID,
-                answer.instanceURL,
-                answer.identityURL, answer.scope, answer.tokenType, String(token.issuedAt), String(token.expiresAt),
-                String(now),
-            ])
-        return token
+        waiters.wake(key)
+        cache.put(key, token)
+        return (token, true)
     }
 
-    /// Exchanges an authorization code for the connection `key`, replacing what it held, under the same lock
-    /// a refresh takes so no refresh runs meanwhile with the old refresh token.
+    /// Failures that say something about the connection (recorded as `last_error`, counted as refresh failures);
+    /// this key's own rate limit says nothing about it.
+    static func isConnectionFailure(_ error: GatewayError) -> Bool { error.code != "rate_limited" }
+
+    static func grant(for claim: RefreshClaim) throws -> TokenGrant {
+        switch claim.client.grantType {
+        case .authorizationCode:
+            guard let token = claim.refreshToken else {
+                throw reauthorization(
+                    "The connection has no usable refresh token: authorize it again (POST /exchange or an authorize link).",
+                    upstream: nil)
+            }
+            return .refreshToken(token)
+        case .jwtBearer: return .jwtBearer(assertion: try JWTAssertion.make(client: claim.client))
+        case .clientCredentials: return .clientCredentials
+        }
+    }
+
+    /// One Salesforce call within the bounds: this key's limit (none for `nil`: a code exchange), the client's breaker and its concurrency slots.
+    func gatedCall(
+        _ key: ConnectionKey, grant: TokenGrant, client: Client, keyID: String?, deadline: ContinuousClock.Instant
+    ) async throws(GatewayError) -> SalesforceToken {
+        if let keyID, let retryAfter = limiter.take(keyID: keyID, now: Self.now) {
+            throw GatewayError(
+                status: 429, code: "rate_limited",
+                message: "This API key caused too many Salesforce calls; retry after \(retryAfter) s.",
+                retryAfterSeconds: retryAfter)
+        }
+        if let retryAfter = gate.admit(key, now: Self.now) {
+            throw GatewayError(
+                status: 504, code: "upstream_timeout",
+                message:
+                    "Salesforce keeps timing out for client '\(key.client)'; calls are paused, retry after \(retryAfter) s.",
+                retryAfterSeconds: retryAfter)
+        }
+        guard await gate.acquire(key, deadline: deadline) else {
+            gate.record(key, .abandoned, now: Self.now)
+            throw GatewayError(
+                status: 504, code: "upstream_timeout",
+                message:
+                    "Client '\(key.client)' already has \(gate.perClient) Salesforce calls in flight and none ended in time; retry later."
+            )
+        }
+        defer { gate.release(key) }
+        do throws(SalesforceFailure) {
+            let answer = try await salesforce.requestToken(grant, client: client, deadline: deadline)
+            gate.record(key, .answered, now: Self.now)
+            return answer
+        } catch {
+            switch error {
+            case .timeout: gate.record(key, .timedOut, now: Self.now)
+            case .unreachable, .transport: gate.record(key, .abandoned, now: Self.now)
+            default: gate.record(key, .answered, now: Self.now)
+            }
+            throw Self.map(error, grant: grant)
+        }
+    }
+
+    /// Exchanges an authorization code for the connection `key`, replacing what it held. No lease is needed to
+    /// call (a code is single-use and presents no refresh token); storing supersedes any lease, so a refresh still
+    /// in flight with the old grant cannot overwrite the new authorization.
     public func exchange(
         _ key: ConnectionKey, code: String, redirectURI: String?, codeVerifier: String?, actor: String
     ) async throws -> IssuedToken {
-        let outcome: Outcome
         var warnings: [String] = []
         do {
-            outcome = try await store.pool.transaction { connection in
-                try await connection.query(Self.lockSQL(), [key.description])
-                guard let client = try await store.client(connection, tenant: key.tenant, id: key.client) else {
-                    return .failure(.notFound("Client '\(key.client)' does not exist."))
-                }
-                guard client.grantType == .authorizationCode else {
-                    return .failure(
-                        .invalidRequest(
-                            "client: '\(key.client)' uses grant_type \(client.grantType.rawValue); /exchange is only for authorization_code clients."
-                        ))
-                }
-                guard let redirect = redirectURI ?? client.redirectURI else {
-                    return .failure(.invalidRequest("redirect_uri: the client has none; send redirect_uri."))
-                }
-                let grant = TokenGrant.authorizationCode(code: code, redirectURI: redirect, codeVerifier: codeVerifier)
-                let answer: SalesforceToken
-                do throws(SalesforceFailure) {
-                    answer = try await salesforce.requestToken(grant, client: client)
-                } catch let failure {
-                    metrics.refreshFailure()
-                    return .failure(Self.map(failure, grant: grant))
-                }
-                if answer.refreshToken == nil {
-                    warnings.append(
-                        "Salesforce returned no refresh token: add the 'refresh_token' (or 'offline_access') scope to the connected app and the client, then authorize again; until then this token cannot be renewed."
-                    )
-                }
-                let token = try await self.save(
-                    answer, client: client, key: key, connection: connection, isExchange: true)
-                try await GatewayStore.audit(
-                    connection, tenant: key.tenant, actor: actor, action: "connection.authorize",
-                    target: "client/\(key.client)/connection/\(key.connection)")
-                try await connection.query("SELECT pg_notify('tgw_tokens', $1)", ["\(origin)|\(key.description)"])
-                return .token(token, calledUpstream: true)
+            guard let client = try await store.client(tenant: key.tenant, id: key.client) else {
+                throw GatewayError.notFound("Client '\(key.client)' does not exist.")
             }
-        } catch is PostgresError {
-            throw GatewayError.unavailable
-        }
-        switch outcome {
-        case .token(let token, _):
+            guard client.grantType == .authorizationCode else {
+                throw GatewayError.invalidRequest(
+                    "client: '\(key.client)' uses grant_type \(client.grantType.rawValue); /exchange is only for authorization_code clients."
+                )
+            }
+            guard let redirect = redirectURI ?? client.redirectURI else {
+                throw GatewayError.invalidRequest("redirect_uri: the client has none; send redirect_uri.")
+            }
+            let grant = TokenGrant.authorizationCode(code: code, redirectURI: redirect, codeVerifier: codeVerifier)
+            let answer: SalesforceToken
+            do {
+                answer = try await gatedCall(
+                    key, grant: grant, client: client, keyID: nil,
+                    deadline: ContinuousClock.now + .seconds(upstreamTimeout))
+            } catch {
+                if Self.isConnectionFailure(error) { metrics.refreshFailure() }
+                throw error
+            }
+            if answer.refreshToken == nil {
+                warnings.append(
+                    "Salesforce returned no refresh token: add the 'refresh_token' (or 'offline_access') scope to the connected app and the client, then authorize again; until then this token cannot be renewed."
+                )
+            }
+            let token = CachedToken(answer, ttlSeconds: client.tokenTTLSeconds, fetchedAt: Self.now)
+            guard try await store.saveAuthorization(key, answer: answer, token: token, actor: actor, origin: origin)
+            else { throw GatewayError.notFound("Client '\(key.client)' does not exist.") }
+            waiters.wake(key)
             cache.put(key, token)
             return IssuedToken(token: token, source: .upstream, warnings: warnings)
-        case .failure(let error):
-            throw error
+        } catch let error as PostgresError {
+            throw Self.databaseFailure(error, logger: logger)
         }
     }
 

@@ -57,6 +57,15 @@ struct Settings: ParsableArguments {
             "Salesforce calls one API key may cause per minute per replica (default 120). [env: TOKEN_GATEWAY_KEY_UPSTREAM_LIMIT_PER_MINUTE]"
     )
     var keyUpstreamLimitPerMinute: String?
+    @Option(
+        help:
+            "Most concurrent Salesforce calls per client per replica (default 8). [env: TOKEN_GATEWAY_UPSTREAM_CONCURRENCY_PER_CLIENT]"
+    )
+    var upstreamConcurrencyPerClient: String?
+    @Option(
+        help:
+            "Longest wait for a free database connection (default 2). [env: TOKEN_GATEWAY_DB_ACQUIRE_TIMEOUT_SECONDS]")
+    var dbAcquireTimeoutSeconds: String?
 
     /// Flags over environment, keyed by environment variable name.
     func values() -> [String: String] {
@@ -73,6 +82,8 @@ struct Settings: ParsableArguments {
             ("TOKEN_GATEWAY_THREADS", threads),
             ("TOKEN_GATEWAY_DB_POOL_SIZE", dbPoolSize), ("TOKEN_GATEWAY_MAX_CONNECTIONS", maxConnections),
             ("TOKEN_GATEWAY_IDLE_TIMEOUT_SECONDS", idleTimeoutSeconds),
+            ("TOKEN_GATEWAY_UPSTREAM_CONCURRENCY_PER_CLIENT", upstreamConcurrencyPerClient),
+            ("TOKEN_GATEWAY_DB_ACQUIRE_TIMEOUT_SECONDS", dbAcquireTimeoutSeconds),
             ("TOKEN_GATEWAY_SHUTDOWN_GRACE_SECONDS", shutdownGraceSeconds),
             ("TOKEN_GATEWAY_KEY_UPSTREAM_LIMIT_PER_MINUTE", keyUpstreamLimitPerMinute),
         ]

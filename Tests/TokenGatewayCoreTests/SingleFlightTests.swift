@@ -1,0 +1,192 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import TokenGatewayCore
+
+/// The in-process coalescing rules, with the work as a closure (no database, no Salesforce).
+@Suite struct SingleFlightTests {
+    static let key = ConnectionKey(tenant: "acme", client: "crm", connection: "default")
+
+    /// Records which keys were charged and hands out tokens fetched at the moment the work runs.
+    final class Recorder: Sendable {
+        let calls = Mutex<[String]>([])
+        let gate = Mutex<CheckedContinuation<Void, Never>?>(nil)
+        let clock = Mutex(1000.0)
+
+        var now: Double { clock.withLock { $0 } }
+        var charged: [String] { calls.withLock { $0 } }
+        func advance(_ seconds: Double) { clock.withLock { $0 += seconds } }
+
+        /// A work that waits until `release()`, then returns a token fetched `age` seconds before now.
+        func work(age: Double = 0, failWith error: GatewayError? = nil) -> SingleFlight.Work {
+            { [self] _, keyID in
+                calls.withLock { $0.append(keyID) }
+                await withCheckedContinuation { continuation in gate.withLock { $0 = continuation } }
+                if let error { throw error }
+                let fetched = now - age
+                return (
+                    CachedToken(
+                        accessToken: "t\(keyID)", instanceURL: "", identityURL: "", scope: nil, tokenType: "Bearer",
+                        issuedAt: fetched, expiresAt: fetched + 3600, fetchedAt: fetched),
+                    age == 0
+                )
+            }
+        }
+
+        func release() async {
+            for _ in 0..<200 {
+                if let continuation = gate.withLock({ value -> CheckedContinuation<Void, Never>? in
+                    defer { value = nil }
+                    return value
+                }) {
+                    continuation.resume()
+                    return
+                }
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+            Issue.record("the work never started")
+        }
+    }
+
+    func need(_ recorder: Recorder, minTTL: Double = 60, force: Bool = false) -> TokenNeed {
+        TokenNeed(minTTL: minTTL, force: force, started: recorder.now, forceGrace: 5)
+    }
+
+    @Test func followersTakeTheLeadersFreshTokenAsCache() async throws {
+        let flight = SingleFlight()
+        let recorder = Recorder()
+        let work = recorder.work()
+        let leader = Task {
+            try await flight.run(Self.key, need: need(recorder), keyID: "A", now: { recorder.now }, work: work)
+        }
+        try await Task.sleep(for: .milliseconds(30))
+        let follower = Task {
+            try await flight.run(Self.key, need: need(recorder), keyID: "B", now: { recorder.now }, work: work)
+        }
+        try await Task.sleep(for: .milliseconds(30))
+        await recorder.release()
+        let (leaderToken, leaderSource) = try await leader.value
+        let (followerToken, followerSource) = try await follower.value
+        #expect(leaderSource == .upstream && followerSource == .cache)
+        #expect(leaderToken == followerToken)
+        #expect(recorder.charged == ["A"])
+    }
+
+    @Test func aForcingFollowerRejectsAnOldStoredTokenAndGetsItsOwn() async throws {
+        let flight = SingleFlight()
+        let recorder = Recorder()
+        // The leader is satisfied by a stored token fetched 30 s ago (older than the 5 s grace).
+        let leader = Task {
+            try await flight.run(
+                Self.key, need: need(recorder), keyID: "A", now: { recorder.now }, work: recorder.work(age: 30))
+        }
+        try await Task.sleep(for: .milliseconds(30))
+        let forcing = need(recorder, force: true)
+        let follower = Task {
+            try await flight.run(Self.key, need: forcing, keyID: "B", now: { recorder.now }, work: recorder.work())
+        }
+        try await Task.sleep(for: .milliseconds(30))
+        await recorder.release()
+        let (old, _) = try await leader.value
+        await recorder.release()
+        let (own, source) = try await follower.value
+        #expect(own != old, "the follower did not get the token it was told to replace")
+        #expect(source == .upstream)
+        #expect(recorder.charged == ["A", "B"], "the follower's own key paid for its own call")
+    }
+
+    @Test func aFollowerNeedingMoreTTLThanTheLeadersTokenHasGoesOn() async throws {
+        let flight = SingleFlight()
+        let recorder = Recorder()
+        // A token fetched 3000 s ago has 600 s left: enough for min_ttl 60, not for 900.
+        let leader = Task {
+            try await flight.run(
+                Self.key, need: need(recorder), keyID: "A", now: { recorder.now }, work: recorder.work(age: 3000))
+        }
+        try await Task.sleep(for: .milliseconds(30))
+        let follower = Task {
+            try await flight.run(
+                Self.key, need: need(recorder, minTTL: 900), keyID: "B", now: { recorder.now },
+                work: recorder.work())
+        }
+        try await Task.sleep(for: .milliseconds(30))
+        await recorder.release()
+        _ = try await leader.value
+        await recorder.release()
+        let (token, _) = try await follower.value
+        #expect(token.remaining(now: recorder.now) > 900)
+    }
+
+    @Test func aLeaderRefusedForItsKeysLimitDoesNotRefuseTheFollower() async throws {
+        let flight = SingleFlight()
+        let recorder = Recorder()
+        let limited = GatewayError(status: 429, code: "rate_limited", message: "A is limited", retryAfterSeconds: 3)
+        let leader = Task {
+            try await flight.run(
+                Self.key, need: need(recorder), keyID: "A", now: { recorder.now },
+                work: recorder.work(failWith: limited))
+        }
+        try await Task.sleep(for: .milliseconds(30))
+        let follower = Task {
+            try await flight.run(Self.key, need: need(recorder), keyID: "B", now: { recorder.now }, work: recorder.work())
+        }
+        try await Task.sleep(for: .milliseconds(30))
+        await recorder.release()
+        await #expect(throws: GatewayError.self) { try await leader.value }
+        await recorder.release()
+        let (_, source) = try await follower.value
+        #expect(source == .upstream)
+        #expect(recorder.charged == ["A", "B"])
+    }
+
+    @Test func otherLeaderFailuresAreSharedWithFollowers() async throws {
+        let flight = SingleFlight()
+        let recorder = Recorder()
+        let dead = GatewayError(status: 409, code: "reauthorization_required", message: "dead")
+        let work = recorder.work(failWith: dead)
+        let leader = Task {
+            try await flight.run(Self.key, need: need(recorder), keyID: "A", now: { recorder.now }, work: work)
+        }
+        try await Task.sleep(for: .milliseconds(30))
+        let follower = Task {
+            try await flight.run(Self.key, need: need(recorder), keyID: "B", now: { recorder.now }, work: work)
+        }
+        try await Task.sleep(for: .milliseconds(30))
+        await recorder.release()
+        await #expect(throws: GatewayError.self) { try await leader.value }
+        await #expect(throws: GatewayError.self) { try await follower.value }
+        #expect(recorder.charged == ["A"])
+    }
+}
+
+@Suite struct GatewayNotificationTests {
+    @Test func everyMessageSurvivesARoundTrip() {
+        let messages: [GatewayNotification] = [
+            .keyDeleted(id: "0123456789abcdef"),
+            .tenantDeleted(tenant: "acme"),
+            .tokensStale(tenant: "acme", client: "crm", connection: nil),
+            .tokensStale(tenant: "acme", client: "crm", connection: "eu"),
+            .leaseEnded(
+                ConnectionKey(tenant: "acme", client: "crm", connection: "default"), origin: "ab12cd34", forced: true),
+        ]
+        for message in messages {
+            #expect(GatewayNotification(payload: message.payload) == message, "\(message.payload)")
+        }
+    }
+
+    @Test func namesWithQuotesAndSlashesAreKeptWhole() {
+        let message = GatewayNotification.tokensStale(tenant: "a/b", client: "c\"d|e", connection: "f/g")
+        #expect(GatewayNotification(payload: message.payload) == message)
+    }
+
+    @Test func malformedOrUnknownPayloadsAreRefused() {
+        for payload in [
+            "", "key:abc", "|acme/crm/", "{}", #"{"type":"nope"}"#, #"{"type":"key_deleted"}"#,
+            #"{"type":"lease_ended","tenant":"a","client":"b","connection":"c","origin":"o"}"#,
+            #"{"type":"tokens_stale","tenant":"a"}"#, "[1,2]",
+        ] {
+            #expect(GatewayNotification(payload: payload) == nil, "\(payload)")
+        }
+    }
+}

@@ -16,6 +16,9 @@ public struct FakeConnectedApp: Sendable {
     public var clientCredentialsUser: String?
     /// Granted scopes, space separated; refresh tokens are issued only with `refresh_token` or `offline_access`.
     public var scopes: String
+    /// Every token call of this app is answered this late (the grant takes effect first), as a slow or hanging
+    /// org would; 0 answers at once.
+    public var tokenLatencyMilliseconds: Int = 0
 
     /// Creates an app; every policy defaults to Salesforce's defaults for a new connected app.
     public init(
@@ -75,6 +78,10 @@ public struct FakeSalesforceStats: Sendable, Equatable {
     public var authorizeCalls: Int = 0
     /// Refresh token families revoked because a rotated-out refresh token was presented (lost refresh races).
     public var refreshFamiliesRevoked: Int = 0
+    /// Refresh calls that arrived while another refresh of the same refresh token family was still being answered.
+    public var overlappingRefreshes: Int = 0
+    /// The most refresh calls of one family answered at the same time.
+    public var maxConcurrentRefreshesPerFamily: Int = 0
 
     /// Creates zeroed counters.
     public init() {}

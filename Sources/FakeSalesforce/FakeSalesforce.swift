@@ -106,6 +106,7 @@ struct FakeSalesforceHandler: HTTPHandler {
         guard let delay = answer.delay else { return .response(response) }
         return .deferred {
             try? await Task.sleep(for: delay)
+            answer.completion?()
             return response
         }
     }

@@ -75,6 +75,8 @@ extension FakeSalesforceCore {
             "data_calls": stats.dataCalls,
             "authorize_calls": stats.authorizeCalls,
             "refresh_families_revoked": stats.refreshFamiliesRevoked,
+            "overlapping_refreshes": stats.overlappingRefreshes,
+            "max_concurrent_refreshes_per_family": stats.maxConcurrentRefreshesPerFamily,
         ]
     }
 
@@ -111,6 +113,8 @@ extension FakeSalesforceCore {
         app.preApprovedUsers = Set(try strings(object, "pre_approved_users") ?? [])
         app.clientCredentialsUser = try optional(object, "client_credentials_user") { $0 as? String }
         app.scopes = try optional(object, "scopes") { $0 as? String } ?? app.scopes
+        app.tokenLatencyMilliseconds =
+            try optional(object, "token_latency_ms") { Encoding.integer($0).flatMap { $0 >= 0 ? $0 : nil } } ?? 0
         if let pem = app.jwtPublicKeyPEM, (try? _RSA.Signing.PublicKey(pemRepresentation: pem)) == nil {
             throw ControlError("jwt_public_key_pem is not a readable RSA public key (2048 bits or more)")
         }

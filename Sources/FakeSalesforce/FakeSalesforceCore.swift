@@ -14,6 +14,8 @@ public struct FakeAnswer: Sendable {
     public var body: [UInt8]
     /// How long the server must hold the answer back (a latency fault); nil answers at once.
     public var delay: Duration?
+    /// Called once the answer has been held back and handed to the server.
+    public var completion: (@Sendable () -> Void)?
 
     /// Creates an answer.
     public init(status: Int, headers: [(String, String)], body: [UInt8], delay: Duration? = nil) {
@@ -188,6 +190,35 @@ public final class FakeSalesforceCore: Sendable {
 
     private func tokenEndpoint(_ request: FakeRequest) -> FakeAnswer {
         let fields = request.formFields()
+        let clientID = fields?["client_id"] ?? fields?["assertion"].flatMap(JWTAssertion.unverifiedIssuer(of:))
+        // A refresh is in flight from its arrival until its (possibly held back) answer goes out.
+        let family = state.withLock { state -> Int? in
+            guard fields?["grant_type"] == "refresh_token", let token = fields?["refresh_token"],
+                let family = state.refreshTokens[token]?.familyID
+            else { return nil }
+            let running = state.refreshesInFlight[family, default: 0]
+            if running > 0 { state.stats.overlappingRefreshes += 1 }
+            state.refreshesInFlight[family] = running + 1
+            state.stats.maxConcurrentRefreshesPerFamily = max(
+                state.stats.maxConcurrentRefreshesPerFamily, running + 1)
+            return family
+        }
+        var answer = faultedTokenAnswer(request, fields: fields)
+        if let clientID, let latency = state.withLock({ $0.apps[clientID]?.app.tokenLatencyMilliseconds }),
+            latency > 0
+        {
+            answer.delay = max(answer.delay ?? .zero, .milliseconds(latency))
+        }
+        if let family {
+            let finished: @Sendable () -> Void = { [self] in
+                state.withLock { $0.refreshesInFlight[family, default: 1] -= 1 }
+            }
+            if answer.delay == nil { finished() } else { answer.completion = finished }
+        }
+        return answer
+    }
+
+    private func faultedTokenAnswer(_ request: FakeRequest, fields: [String: String]?) -> FakeAnswer {
         let grant = fields?["grant_type"] ?? "none"
         let fault: FakeFault? = state.withLock {
             $0.stats.tokenCalls += 1

@@ -109,6 +109,8 @@ struct FakeSalesforceState {
     var usedJWTIDs: Set<String> = []
     var faults: [FakeFault] = []
     var stats = FakeSalesforceStats()
+    /// Refresh calls being answered, by refresh token family.
+    var refreshesInFlight: [Int: Int] = [:]
 
     init(baseURL: String) {
         self.baseURL = baseURL

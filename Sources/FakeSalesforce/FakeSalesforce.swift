@@ -16,7 +16,7 @@ import Logging
 ///   their use; refresh tokens die after `refreshTokenUnusedExpirySeconds` without a successful refresh, when the
 ///   app sets that policy. Both run on the fake's clock (the system clock here).
 /// - Introspection needs the app's secret (401 `invalid_client` otherwise) and sees only the app's own tokens;
-///   see `FakeSalesforceCore.introspectEndpoint` for the fields.
+///   its fields and choices are listed in `FakeSalesforceCore+Introspection.swift`.
 public final class FakeSalesforce: Sendable {
     /// The org's behaviour, also reachable without HTTP.
     public let core: FakeSalesforceCore

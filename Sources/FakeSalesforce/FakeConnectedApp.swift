@@ -19,6 +19,16 @@ public struct FakeConnectedApp: Sendable {
     /// Every token call of this app is answered this late (the grant takes effect first), as a slow or hanging
     /// org would; 0 answers at once.
     public var tokenLatencyMilliseconds: Int = 0
+    /// The session timeout of the app's access tokens (Salesforce: the org's or the app's, 2 hours by default).
+    /// A token is dead from `issued_at` + this many seconds on: the data endpoint answers 401, introspection
+    /// `active: false`, and introspection's `exp` says when. Fixed at issue: the fake does not model API activity
+    /// extending a session, and changing the app later leaves tokens already issued as they were.
+    public var sessionTimeoutSeconds: Int
+    /// The refresh token policy "expire refresh token if not used for N": a refresh token not used for this many
+    /// seconds is dead (`invalid_grant` "expired access/refresh token"); issuing it and each successful refresh
+    /// with it restart its clock. Judged when the token is presented, with the app's policy at that moment.
+    /// Nil is Salesforce's default, "valid until revoked".
+    public var refreshTokenUnusedExpirySeconds: Int?
 
     /// Creates an app; every policy defaults to Salesforce's defaults for a new connected app.
     public init(
@@ -29,7 +39,9 @@ public struct FakeConnectedApp: Sendable {
         jwtPublicKeyPEM: String? = nil,
         preApprovedUsers: Set<String> = [],
         clientCredentialsUser: String? = nil,
-        scopes: String = "api web refresh_token"
+        scopes: String = "api web refresh_token",
+        sessionTimeoutSeconds: Int = 7200,
+        refreshTokenUnusedExpirySeconds: Int? = nil
     ) {
         self.clientID = clientID
         self.clientSecret = clientSecret
@@ -39,6 +51,8 @@ public struct FakeConnectedApp: Sendable {
         self.preApprovedUsers = preApprovedUsers
         self.clientCredentialsUser = clientCredentialsUser
         self.scopes = scopes
+        self.sessionTimeoutSeconds = sessionTimeoutSeconds
+        self.refreshTokenUnusedExpirySeconds = refreshTokenUnusedExpirySeconds
     }
 
     /// True when the granted scopes allow a refresh token.
@@ -64,6 +78,19 @@ public enum FakeFault: Sendable, Equatable {
     case rateLimitBody
 }
 
+/// A misbehaviour of the introspection endpoint, consumed one per introspection call in the order injected
+/// (a queue of its own: token calls never consume these, nor introspections the token endpoint's).
+public enum FakeIntrospectionFault: Sendable, Equatable {
+    /// The call is answered normally but held back this long; a long latency is a hang for a client's timeout.
+    case latency(milliseconds: Int)
+    /// HTTP 500 with an HTML error page.
+    case serverError
+    /// HTTP 200 whose body is not JSON (a truncated object).
+    case garbage
+    /// HTTP 429, with a `Retry-After` header when given.
+    case throttle(retryAfterSeconds: Int?)
+}
+
 /// Counters of the calls the fake answered.
 public struct FakeSalesforceStats: Sendable, Equatable {
     /// Every call to `/services/oauth2/token`, faulted or not.
@@ -82,6 +109,13 @@ public struct FakeSalesforceStats: Sendable, Equatable {
     public var overlappingRefreshes: Int = 0
     /// The most refresh calls of one family answered at the same time.
     public var maxConcurrentRefreshesPerFamily: Int = 0
+    /// Refreshes refused because the refresh token had not been used for the app's
+    /// `refreshTokenUnusedExpirySeconds`.
+    public var refreshTokensExpiredUnused: Int = 0
+    /// Every call to `/services/oauth2/introspect`, faulted or refused or not.
+    public var introspectionCalls: Int = 0
+    /// Introspection calls by the `client_id` sent (form field or HTTP Basic; `"none"` when missing or unreadable).
+    public var introspectionCallsByClient: [String: Int] = [:]
 
     /// Creates zeroed counters.
     public init() {}

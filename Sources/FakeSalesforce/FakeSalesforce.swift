@@ -1,3 +1,4 @@
+import Foundation
 import HTTPServer
 import Logging
 
@@ -11,6 +12,11 @@ import Logging
 /// - `latency` and `badSignature` faults let the grant take effect (a rotation happens) before the answer is held
 ///   back or spoiled, as when Salesforce commits and the answer is lost; the other faults change nothing.
 /// - A sixth approval of one app by one user revokes the oldest refresh token family.
+/// - Access tokens time out `FakeConnectedApp.sessionTimeoutSeconds` after issue (default 2 hours), whatever
+///   their use; refresh tokens die after `refreshTokenUnusedExpirySeconds` without a successful refresh, when the
+///   app sets that policy. Both run on the fake's clock (the system clock here).
+/// - Introspection needs the app's secret (401 `invalid_client` otherwise) and sees only the app's own tokens;
+///   its fields and choices are listed in `FakeSalesforceCore+Introspection.swift`.
 public final class FakeSalesforce: Sendable {
     /// The org's behaviour, also reachable without HTTP.
     public let core: FakeSalesforceCore
@@ -71,6 +77,9 @@ public final class FakeSalesforce: Sendable {
     /// Queues faults, consumed one per token endpoint call in order.
     public func injectFaults(_ faults: [FakeFault]) { core.injectFaults(faults) }
 
+    /// Queues faults, consumed one per introspection call in order.
+    public func injectIntrospectionFaults(_ faults: [FakeIntrospectionFault]) { core.injectIntrospectionFaults(faults) }
+
     /// Revokes all refresh and access tokens of a user.
     public func revokeAll(username: String) { core.revokeAll(username: username) }
 
@@ -80,8 +89,11 @@ public final class FakeSalesforce: Sendable {
     /// Every refresh token issued to the client, live or not, oldest first (for tests that look for leaks).
     public func refreshTokens(clientID: String) -> [String] { core.refreshTokens(clientID: clientID) }
 
-    /// True when the access token was issued here and has not been revoked.
+    /// True when the access token was issued here, has not been revoked and its session has not timed out.
     public func isLiveAccessToken(_ token: String) -> Bool { core.isLiveAccessToken(token) }
+
+    /// When an access token issued here times out (what introspection's `exp` says); nil for an unknown token.
+    public func accessTokenExpiry(_ token: String) -> Date? { core.accessTokenExpiry(token) }
 
     /// Stops serving; answers held back by a latency fault get up to two seconds to go out.
     public func shutdown() async {

@@ -43,9 +43,17 @@ extension FakeSalesforceCore {
             return .json(201, ["code": code])
         case "/__fake/faults":
             guard let list = object["faults"] as? [Any] else { throw ControlError("faults must be an array") }
-            let faults = try list.map { (item: Any) throws(ControlError) -> FakeFault in try Self.fault(from: item) }
-            injectFaults(faults)
-            return .json(200, ["queued": faults.count])
+            let endpoint = try Self.optional(object, "endpoint") { $0 as? String } ?? "token"
+            switch endpoint {
+            case "token":
+                injectFaults(try list.map { (item: Any) throws(ControlError) in try Self.fault(from: item) })
+            case "introspect":
+                injectIntrospectionFaults(
+                    try list.map { (item: Any) throws(ControlError) in try Self.introspectionFault(from: item) })
+            default:
+                throw ControlError("endpoint must be token or introspect")
+            }
+            return .json(200, ["queued": list.count])
         case "/__fake/authorize-user":
             let username = try Self.optional(object, "username") { $0 as? String }
             setAuthorizeUser(username)
@@ -77,6 +85,9 @@ extension FakeSalesforceCore {
             "refresh_families_revoked": stats.refreshFamiliesRevoked,
             "overlapping_refreshes": stats.overlappingRefreshes,
             "max_concurrent_refreshes_per_family": stats.maxConcurrentRefreshesPerFamily,
+            "refresh_tokens_expired_unused": stats.refreshTokensExpiredUnused,
+            "introspection_calls": stats.introspectionCalls,
+            "introspection_calls_by_client": stats.introspectionCallsByClient,
         ]
     }
 
@@ -102,7 +113,16 @@ extension FakeSalesforceCore {
         }
     }
 
-    /// Reads an app in the snake_case shape of `FakeConnectedApp`; a JWT key must be a readable RSA public key.
+    /// A whole number of seconds, at least 1, or nil when missing or null.
+    private static func seconds(_ object: [String: Any], _ key: String) throws(ControlError) -> Int? {
+        let value = try optional(object, key, Encoding.integer)
+        if let value, value < 1 { throw ControlError("\(key) must be at least 1") }
+        return value
+    }
+
+    /// Reads an app in the snake_case shape of `FakeConnectedApp` (`session_timeout_seconds` and
+    /// `refresh_token_unused_expiry_seconds` are whole seconds, at least 1, or null for the default); a JWT key
+    /// must be a readable RSA public key.
     static func connectedApp(from object: [String: Any]) throws(ControlError) -> FakeConnectedApp {
         var app = FakeConnectedApp(
             clientID: try string(object, "client_id"),
@@ -115,6 +135,8 @@ extension FakeSalesforceCore {
         app.scopes = try optional(object, "scopes") { $0 as? String } ?? app.scopes
         app.tokenLatencyMilliseconds =
             try optional(object, "token_latency_ms") { Encoding.integer($0).flatMap { $0 >= 0 ? $0 : nil } } ?? 0
+        app.sessionTimeoutSeconds = try seconds(object, "session_timeout_seconds") ?? app.sessionTimeoutSeconds
+        app.refreshTokenUnusedExpirySeconds = try seconds(object, "refresh_token_unused_expiry_seconds")
         if let pem = app.jwtPublicKeyPEM, (try? _RSA.Signing.PublicKey(pemRepresentation: pem)) == nil {
             throw ControlError("jwt_public_key_pem is not a readable RSA public key (2048 bits or more)")
         }
@@ -146,6 +168,18 @@ extension FakeSalesforceCore {
             return .rateLimitBody
         default:
             throw ControlError("unknown fault type \(type)")
+        }
+    }
+
+    /// Reads a fault of the introspection endpoint: `latency`, `server_error`, `garbage` or `throttle`, shaped as
+    /// for the token endpoint.
+    static func introspectionFault(from item: Any) throws(ControlError) -> FakeIntrospectionFault {
+        switch try fault(from: item) {
+        case .latency(let milliseconds): return .latency(milliseconds: milliseconds)
+        case .serverError: return .serverError
+        case .garbage: return .garbage
+        case .throttle(let retryAfter): return .throttle(retryAfterSeconds: retryAfter)
+        case .badSignature, .rateLimitBody: throw ControlError("that fault type does not apply to introspection")
         }
     }
 }

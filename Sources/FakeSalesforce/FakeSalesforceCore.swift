@@ -45,15 +45,27 @@ public struct FakeAnswer: Sendable {
     static func text(_ status: Int, _ text: String, contentType: String = "text/plain;charset=UTF-8") -> FakeAnswer {
         FakeAnswer(status: status, headers: [("Content-Type", contentType), noStore], body: Array(text.utf8))
     }
+
+    /// HTTP 500 with Salesforce's HTML error page (a `serverError` fault).
+    static let serverErrorPage = text(
+        500, "<html><head><title>Error</title></head><body>An unexpected error occurred.</body></html>",
+        contentType: "text/html;charset=UTF-8")
+
+    /// HTTP 429, with `Retry-After` when given (a `throttle` fault).
+    static func throttled(retryAfterSeconds: Int?) -> FakeAnswer {
+        var answer = text(429, "Too Many Requests")
+        if let retryAfterSeconds { answer.headers.append(("Retry-After", String(retryAfterSeconds))) }
+        return answer
+    }
 }
 
 /// Salesforce's OAuth endpoints (token, authorize, revoke, introspect), a data endpoint and the fake's control
 /// endpoints, as a plain function from request to answer. All state sits behind one mutex, so concurrent calls
 /// behave as Salesforce's serialised grants do (one of two racing refreshes of a rotating token loses).
 public final class FakeSalesforceCore: Sendable {
-    private let state: Mutex<FakeSalesforceState>
+    let state: Mutex<FakeSalesforceState>
     private let logger: Logger
-    private let now: @Sendable () -> Date
+    let now: @Sendable () -> Date
 
     /// Creates an empty org answering as `baseURL` (the login URL and instance URL); `now` is the fake's clock.
     public init(baseURL: String, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
@@ -125,6 +137,11 @@ public final class FakeSalesforceCore: Sendable {
         state.withLock { $0.faults.append(contentsOf: faults) }
     }
 
+    /// Queues faults of the introspection endpoint, consumed one per introspection call in order.
+    public func injectIntrospectionFaults(_ faults: [FakeIntrospectionFault]) {
+        state.withLock { $0.introspectionFaults.append(contentsOf: faults) }
+    }
+
     /// Revokes every refresh and access token of a user.
     public func revokeAll(username: String) {
         state.withLock { $0.revokeAll(username: username) }
@@ -133,9 +150,17 @@ public final class FakeSalesforceCore: Sendable {
     /// The call counters so far.
     public var stats: FakeSalesforceStats { state.withLock { $0.stats } }
 
-    /// True when the access token was issued by this fake and is neither revoked nor in a revoked family.
+    /// True when the access token was issued by this fake, is neither revoked nor in a revoked family, and its
+    /// session has not timed out by the fake's clock.
     public func isLiveAccessToken(_ token: String) -> Bool {
-        state.withLock { $0.isLive(accessToken: token) }
+        let date = now()
+        return state.withLock { $0.isLive(accessToken: token, now: date) }
+    }
+
+    /// When an access token issued here times out (`issued_at` + its app's session timeout), live or not;
+    /// nil for a token the fake never issued.
+    public func accessTokenExpiry(_ token: String) -> Date? {
+        state.withLock { $0.accessTokens[token]?.expiresAt }
     }
 
     /// Every refresh token issued to the client, live or not, oldest first (for tests that look for leaks).
@@ -227,15 +252,11 @@ public final class FakeSalesforceCore: Sendable {
         }
         switch fault {
         case .serverError:
-            return .text(
-                500, "<html><head><title>Error</title></head><body>An unexpected error occurred.</body></html>",
-                contentType: "text/html;charset=UTF-8")
+            return .serverErrorPage
         case .garbage:
             return .text(200, "{\"access_token\":\"00D", contentType: "application/json;charset=UTF-8")
         case .throttle(let retryAfter):
-            var answer = FakeAnswer.text(429, "Too Many Requests")
-            if let retryAfter { answer.headers.append(("Retry-After", String(retryAfter))) }
-            return answer
+            return .throttled(retryAfterSeconds: retryAfter)
         case .rateLimitBody:
             return .oauth(
                 OAuthError(
@@ -337,7 +358,7 @@ public final class FakeSalesforceCore: Sendable {
         return body
     }
 
-    // MARK: Authorize, revoke, introspect
+    // MARK: Authorize and revoke
 
     private func authorizeEndpoint(_ request: FakeRequest) -> FakeAnswer {
         state.withLock { $0.stats.authorizeCalls += 1 }
@@ -404,156 +425,11 @@ public final class FakeSalesforceCore: Sendable {
         guard let token = fields?["token"], !token.isEmpty else {
             return .oauth(OAuthError(error: "invalid_request", description: "missing token parameter"))
         }
-        let revoked = state.withLock { $0.revoke(token: token) }
+        let date = now()
+        let revoked = state.withLock { $0.revoke(token: token, now: date) }
         guard revoked else {
             return .oauth(OAuthError(error: "unsupported_token_type", description: "this token type is not supported"))
         }
         return FakeAnswer(status: 200, headers: [FakeAnswer.noStore], body: [])
-    }
-
-    private func introspectEndpoint(_ request: FakeRequest) -> FakeAnswer {
-        guard request.method == "POST", var fields = request.formFields() else {
-            return .oauth(OAuthError(error: "invalid_request", description: "must POST a form"))
-        }
-        if fields["client_id"] == nil, let (id, secret) = request.basicCredentials() {
-            fields["client_id"] = id
-            fields["client_secret"] = secret
-        }
-        let token = fields["token"] ?? ""
-        let outcome: Result<[String: Any], OAuthError> = state.withLock { state in
-            let app: FakeConnectedApp
-            do throws(OAuthError) { app = try state.authenticateClient(fields) } catch { return .failure(error) }
-            if let access = state.accessTokens[token], access.live, access.clientID == app.clientID {
-                return .success(
-                    Self.introspection(
-                        state, username: access.username, clientID: app.clientID, scope: access.scope,
-                        type: "access_token", issuedAt: access.issuedAt))
-            }
-            if let refresh = state.refreshTokens[token], refresh.status == .current,
-                let family = state.families[refresh.familyID], family.clientID == app.clientID
-            {
-                return .success(
-                    Self.introspection(
-                        state, username: family.username, clientID: app.clientID, scope: family.scope,
-                        type: "refresh_token", issuedAt: nil))
-            }
-            return .success(["active": false])
-        }
-        switch outcome {
-        case .failure(let error): return .oauth(error)
-        case .success(let body): return .json(200, body)
-        }
-    }
-
-    private static func introspection(
-        _ state: FakeSalesforceState, username: String, clientID: String, scope: String, type: String,
-        issuedAt: Date?
-    ) -> [String: Any] {
-        var body: [String: Any] = [
-            "active": true, "scope": scope, "client_id": clientID, "username": username,
-            "sub": FakeSalesforceState.trimmingSlash(state.baseURL) + "/id/" + state.orgID + "/"
-                + (state.users[username]?.userID ?? ""),
-            "token_type": type,
-        ]
-        if let issuedAt {
-            let iat = Int(issuedAt.timeIntervalSince1970)
-            body["iat"] = iat
-            body["nbf"] = iat
-            body["exp"] = iat + Int(FakeSalesforceState.sessionSeconds)
-        }
-        return body
-    }
-
-    // MARK: Data and identity
-
-    private static let invalidSession: [[String: String]] = [
-        ["message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"]
-    ]
-
-    /// The live access token's username, or nil.
-    private func authenticatedUser(_ request: FakeRequest) -> String? {
-        guard let authorization = request.header("Authorization"), authorization.lowercased().hasPrefix("bearer ")
-        else { return nil }
-        let token = String(authorization.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
-        return state.withLock { state in
-            guard let record = state.accessTokens[token], record.live else { return nil }
-            return record.username
-        }
-    }
-
-    private func dataEndpoint(_ request: FakeRequest) -> FakeAnswer {
-        state.withLock { $0.stats.dataCalls += 1 }
-        guard let username = authenticatedUser(request) else {
-            return .json(401, Self.invalidSession, headers: [("WWW-Authenticate", "Token")])
-        }
-        let components = request.path.split(separator: "/")
-        if components.count == 3 {
-            let version = components[2]
-            return .json(
-                200,
-                [
-                    "sobjects": "/services/data/\(version)/sobjects",
-                    "query": "/services/data/\(version)/query",
-                    "limits": "/services/data/\(version)/limits",
-                ])
-        }
-        if components.count == 2 {
-            return .json(200, [["label": "Spring '24", "url": "/services/data/v60.0", "version": "60.0"]])
-        }
-        return .json(200, ["path": request.path, "username": username, "totalSize": 0, "done": true, "records": []])
-    }
-
-    private func identityEndpoint(_ request: FakeRequest) -> FakeAnswer {
-        state.withLock { $0.stats.dataCalls += 1 }
-        guard authenticatedUser(request) != nil else {
-            return .text(403, "Bad_OAuth_Token")
-        }
-        let components = request.path.split(separator: "/")
-        let body: [String: Any]? = state.withLock { state in
-            guard components.count == 3, components[1] == state.orgID,
-                let (username, user) = state.users.first(where: { $0.value.userID == components[2] })
-            else { return nil }
-            return [
-                "id": FakeSalesforceState.trimmingSlash(state.baseURL) + request.path,
-                "user_id": user.userID, "organization_id": state.orgID, "username": username, "active": user.active,
-            ]
-        }
-        guard let body else { return .text(404, "Bad_Id") }
-        return .json(200, body)
-    }
-}
-
-/// A request as the core sees it.
-struct FakeRequest {
-    var method: String
-    var path: String
-    var query: String
-    var headers: [(String, String)]
-    var body: [UInt8]
-
-    func header(_ name: String) -> String? {
-        let lowered = name.lowercased()
-        return headers.first { $0.0.lowercased() == lowered }?.1
-    }
-
-    /// The form fields of a `application/x-www-form-urlencoded` body; nil for another content type or bad encoding.
-    func formFields() -> [String: String]? {
-        guard let contentType = header("Content-Type"),
-            contentType.lowercased().split(separator: ";").first?.trimmingCharacters(in: .whitespaces)
-                == "application/x-www-form-urlencoded"
-        else { return nil }
-        return Encoding.formFields(String(decoding: body, as: UTF8.self))
-    }
-
-    /// The client id and secret of an HTTP Basic `Authorization` header.
-    func basicCredentials() -> (String, String)? {
-        guard let authorization = header("Authorization"), authorization.lowercased().hasPrefix("basic "),
-            let decoded = Data(base64Encoded: String(authorization.dropFirst(6)).trimmingCharacters(in: .whitespaces))
-        else { return nil }
-        let text = String(decoding: decoded, as: UTF8.self)
-        guard let colon = text.firstIndex(of: ":") else { return nil }
-        let id = String(text[..<colon]).removingPercentEncoding ?? String(text[..<colon])
-        let secret = String(text[text.index(after: colon)...])
-        return (id, secret.removingPercentEncoding ?? secret)
     }
 }

@@ -64,6 +64,8 @@ struct FakeSalesforceState {
     struct RefreshToken {
         var familyID: Int
         var status: RefreshStatus
+        /// When it was issued or last refreshed with, for the app's "expire if not used for N" policy.
+        var lastUsedAt: Date
     }
 
     /// The refresh tokens descending from one approval, with every access token they produced.
@@ -83,6 +85,8 @@ struct FakeSalesforceState {
         var familyID: Int?
         var live: Bool
         var issuedAt: Date
+        /// `issuedAt` + the app's session timeout at issue.
+        var expiresAt: Date
     }
 
     /// How long an authorization code may wait before its exchange (Salesforce: 15 minutes).
@@ -93,8 +97,6 @@ struct FakeSalesforceState {
     static let clockSkew: TimeInterval = 30
     /// Approvals (refresh token families) kept per app and user; the next one revokes the oldest.
     static let maxApprovalsPerUser = 5
-    /// The session timeout reported by introspection (Salesforce's default: 2 hours).
-    static let sessionSeconds: TimeInterval = 2 * 60 * 60
 
     var baseURL: String
     let orgID: String = "00D" + Encoding.randomAlphanumeric(12)
@@ -108,6 +110,7 @@ struct FakeSalesforceState {
     var accessTokens: [String: AccessToken] = [:]
     var usedJWTIDs: Set<String> = []
     var faults: [FakeFault] = []
+    var introspectionFaults: [FakeIntrospectionFault] = []
     var stats = FakeSalesforceStats()
     /// Refresh calls being answered, by refresh token family.
     var refreshesInFlight: [Int: Int] = [:]
@@ -167,20 +170,35 @@ struct FakeSalesforceState {
     }
 
     /// Revokes a live refresh token (with its family) or a live access token; false when the token is not live.
-    mutating func revoke(token: String) -> Bool {
-        if let refresh = refreshTokens[token], refresh.status == .current {
+    mutating func revoke(token: String, now: Date) -> Bool {
+        if let refresh = refreshTokens[token], isUsable(refresh, now: now) {
             revokeFamily(refresh.familyID)
             return true
         }
-        if let access = accessTokens[token], access.live {
+        if isLive(accessToken: token, now: now) {
             accessTokens[token]?.live = false
             return true
         }
         return false
     }
 
-    func isLive(accessToken: String) -> Bool {
-        accessTokens[accessToken]?.live ?? false
+    /// Issued here, not revoked, and its session has not timed out.
+    func isLive(accessToken: String, now: Date) -> Bool {
+        guard let record = accessTokens[accessToken] else { return false }
+        return record.live && now < record.expiresAt
+    }
+
+    /// Current (not rotated out or revoked) and not expired under its app's "expire if not used for N" policy.
+    func isUsable(_ refresh: RefreshToken, now: Date) -> Bool {
+        refresh.status == .current && !isExpiredUnused(refresh, now: now)
+    }
+
+    /// True when the family's app expires unused refresh tokens and this one has waited that long.
+    func isExpiredUnused(_ refresh: RefreshToken, now: Date) -> Bool {
+        guard let clientID = families[refresh.familyID]?.clientID,
+            let limit = apps[clientID]?.app.refreshTokenUnusedExpirySeconds
+        else { return false }
+        return now.timeIntervalSince(refresh.lastUsedAt) >= TimeInterval(limit)
     }
 
     // MARK: Grants
@@ -216,7 +234,7 @@ struct FakeSalesforceState {
         var refreshToken: String?
         if app.issuesRefreshTokens {
             let id = startFamily(clientID: app.clientID, username: record.username, scope: app.scopes)
-            let token = newRefreshToken(familyID: id)
+            let token = newRefreshToken(familyID: id, now: now)
             familyID = id
             refreshToken = token
         }
@@ -250,11 +268,17 @@ struct FakeSalesforceState {
         case .current:
             break
         }
+        if isExpiredUnused(record, now: now) {
+            stats.refreshTokensExpiredUnused += 1
+            return .refused(.expiredToken, familyRevoked: nil)
+        }
         guard let user = users[family.username], user.active else { return .refused(.inactiveUser, familyRevoked: nil) }
         var newRefresh: String?
         if app.rotateRefreshTokens {
             refreshTokens[token]?.status = .rotatedOut
-            newRefresh = newRefreshToken(familyID: record.familyID)
+            newRefresh = newRefreshToken(familyID: record.familyID, now: now)
+        } else {
+            refreshTokens[token]?.lastUsedAt = now
         }
         let access = newAccessToken(
             clientID: app.clientID, username: family.username, scope: family.scope, familyID: record.familyID, now: now)
@@ -319,9 +343,9 @@ struct FakeSalesforceState {
         return id
     }
 
-    private mutating func newRefreshToken(familyID: Int) -> String {
+    private mutating func newRefreshToken(familyID: Int, now: Date) -> String {
         let token = "5Aep861" + Encoding.randomTokenCharacters(80)
-        refreshTokens[token] = RefreshToken(familyID: familyID, status: .current)
+        refreshTokens[token] = RefreshToken(familyID: familyID, status: .current, lastUsedAt: now)
         families[familyID]?.refreshTokens.append(token)
         return token
     }
@@ -330,8 +354,10 @@ struct FakeSalesforceState {
         -> String
     {
         let token = orgID + "!AQ" + Encoding.randomTokenCharacters(94)
+        let session = TimeInterval(apps[clientID]?.app.sessionTimeoutSeconds ?? 7200)
         accessTokens[token] = AccessToken(
-            clientID: clientID, username: username, scope: scope, familyID: familyID, live: true, issuedAt: now)
+            clientID: clientID, username: username, scope: scope, familyID: familyID, live: true, issuedAt: now,
+            expiresAt: now.addingTimeInterval(session))
         if let familyID { families[familyID]?.accessTokens.append(token) }
         return token
     }

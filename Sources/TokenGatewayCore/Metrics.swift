@@ -29,6 +29,7 @@ public final class Metrics: Sendable {
         var upstream: [String: Int] = [:]  // "grant\u{0}outcome"
         var upstreamDuration = Histogram()
         var refreshFailures = 0
+        var introspections: [IntrospectionOutcome: Int] = [:]
     }
 
     private let state = Mutex(State())
@@ -55,6 +56,16 @@ public final class Metrics: Sendable {
             $0.upstream["\(grant)\u{0}\(outcome)", default: 0] += 1
             $0.upstreamDuration.observe(seconds)
         }
+    }
+
+    /// Counts one introspection call by its outcome.
+    public func introspection(outcome: IntrospectionOutcome) {
+        state.withLock { $0.introspections[outcome, default: 0] += 1 }
+    }
+
+    /// Introspection calls counted with this outcome so far.
+    public func introspections(outcome: IntrospectionOutcome) -> Int {
+        state.withLock { $0.introspections[outcome] ?? 0 }
     }
 
     /// Registers a gauge read at scrape time.
@@ -104,6 +115,13 @@ public final class Metrics: Sendable {
         out += "# HELP token_gateway_refresh_failures_total Token fetches that failed.\n"
         out +=
             "# TYPE token_gateway_refresh_failures_total counter\ntoken_gateway_refresh_failures_total \(snapshot.refreshFailures)\n"
+        out += "# HELP token_gateway_introspections_total Salesforce introspections of new access tokens by outcome.\n"
+        out += "# TYPE token_gateway_introspections_total counter\n"
+        // Every outcome is listed from the start, so that rates work before the first of each.
+        for outcome in IntrospectionOutcome.allCases.sorted(by: { $0.rawValue < $1.rawValue }) {
+            let count = snapshot.introspections[outcome] ?? 0
+            out += "token_gateway_introspections_total{outcome=\"\(outcome.rawValue)\"} \(count)\n"
+        }
         for (name, read) in gauges.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
             out += "# TYPE \(name) gauge\n\(name) \(read())\n"
         }

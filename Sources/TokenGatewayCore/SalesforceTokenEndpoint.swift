@@ -181,17 +181,22 @@ public struct SalesforceTokenEndpoint: Sendable {
         let response: HTTPClientResponse
         do {
             response = try await http.send(request)
-        } catch let error as HTTPClientError {
-            switch error.kind {
-            case .timeout: throw .timeout
-            default: throw error.mayHaveReachedServer ? .transport : .unreachable
-            }
         } catch {
-            throw .transport
+            throw Self.transportFailure(error)
         }
         return try Self.read(
             status: response.status, body: response.body, retryAfter: response.header("Retry-After"),
             clientSecret: client.clientSecret)
+    }
+
+    /// What a call that got no answer means: `.timeout`, `.unreachable` when the request surely was not sent,
+    /// else `.transport`.
+    static func transportFailure(_ error: any Error) -> SalesforceFailure {
+        guard let error = error as? HTTPClientError else { return .transport }
+        switch error.kind {
+        case .timeout: return .timeout
+        default: return error.mayHaveReachedServer ? .transport : .unreachable
+        }
     }
 
     /// Reads a token-endpoint answer. Pure, so each of Salesforce's shapes is unit-tested.

@@ -11,7 +11,9 @@ struct FakeSalesforceCommand: AsyncParsableCommand {
         discussion: """
             Prints one line, `listening http://HOST:PORT`, then serves until SIGTERM or SIGINT.
             Control endpoints: POST /__fake/apps, /__fake/users, /__fake/codes, /__fake/faults,
-            /__fake/authorize-user, /__fake/revoke-all; GET /__fake/stats.
+            /__fake/authorize-user, /__fake/revoke-all; GET /__fake/stats. An app (in POST /__fake/apps or the
+            --config file) may set session_timeout_seconds (default 7200) and refresh_token_unused_expiry_seconds;
+            POST /__fake/faults with "endpoint": "introspect" queues faults of the introspection endpoint.
             """)
 
     @Option(help: "Address to listen on.")

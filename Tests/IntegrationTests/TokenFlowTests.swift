@@ -130,7 +130,7 @@ struct TokenFlowTests {
             h.fake.injectFaults([.latency(milliseconds: 300)])
             let before = h.fake.stats.tokenCalls
             let replies = try await withThrowingTaskGroup(of: GatewayHarness.Reply.self) { group in
-                for index in 0..<24 {
+                for index in 0..<100 {
                     let replica = index.isMultiple(of: 2) ? h : other
                     group.addTask { try await replica.token(key: key, extra: #","min_ttl_seconds":86400"#) }
                 }

@@ -7,7 +7,7 @@ public enum ClientValidation {
     static let fields: Set<String> = [
         "id", "grant_type", "login_url", "client_id", "client_secret", "redirect_uri", "scopes", "username",
         "private_key",
-        "audience", "token_ttl_seconds",
+        "audience", "token_ttl_seconds", "introspect",
     ]
 
     static func validScope(_ scope: String) -> Bool {
@@ -78,6 +78,7 @@ public enum ClientValidation {
         if body.has("token_ttl_seconds") {
             client.tokenTTLSeconds = try body.integer("token_ttl_seconds", 60...86400) ?? 3600
         }
+        if body.has("introspect") { client.introspect = try body.bool("introspect") ?? true }
     }
 
     /// Checks a whole client for its grant type; the message names the field.

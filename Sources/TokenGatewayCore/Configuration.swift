@@ -24,6 +24,12 @@ public struct GatewayConfiguration: Sendable {
     public var upstreamConcurrencyPerClient: Int = 8
     /// Longest wait for a free database connection before a request gets `503` (busy, not unreachable).
     public var databaseAcquireTimeoutSeconds: Double = 2
+    /// Renew a token in use this long before its remaining lifetime falls to the largest `min_ttl_seconds` asked.
+    public var refreshAheadSeconds: Double = 30
+    /// Refresh an idle `authorization_code` connection whose refresh token went unused this long.
+    public var keepaliveSeconds: Double = 86400
+    /// Most background refreshes at once per replica.
+    public var backgroundConcurrency: Int = 4
 
     /// How log lines are written.
     public enum LogFormat: String, Sendable { case json, text }
@@ -135,6 +141,15 @@ public struct GatewayConfiguration: Sendable {
         }
         if let seconds = try number("TOKEN_GATEWAY_DB_ACQUIRE_TIMEOUT_SECONDS", 0.05...60) {
             configuration.databaseAcquireTimeoutSeconds = seconds
+        }
+        if let seconds = try number("TOKEN_GATEWAY_REFRESH_AHEAD_SECONDS", 0...86400) {
+            configuration.refreshAheadSeconds = seconds
+        }
+        if let seconds = try number("TOKEN_GATEWAY_KEEPALIVE_SECONDS", 10...31_536_000) {
+            configuration.keepaliveSeconds = seconds
+        }
+        if let count = try integer("TOKEN_GATEWAY_BACKGROUND_CONCURRENCY", 1...256) {
+            configuration.backgroundConcurrency = count
         }
         return configuration
     }

@@ -13,6 +13,8 @@ public final class Gateway: Sendable {
     let http: HTTPClient
     let server: HTTPServer
     let listener: PostgresListener
+    /// Refresh ahead and keep-alive.
+    public let lifecycle: TokenLifecycle
     let logger: Logger
     private let background = Mutex<Task<Void, Never>?>(nil)
 
@@ -34,6 +36,7 @@ public final class Gateway: Sendable {
         gateway.listener.start()
         try gateway.server.start()
         gateway.startBackgroundWork()
+        gateway.lifecycle.start()
         logger.info(
             "token-gateway serving",
             metadata: [
@@ -63,6 +66,10 @@ public final class Gateway: Sendable {
             keyUpstreamLimitPerMinute: configuration.keyUpstreamLimitPerMinute,
             upstreamTimeoutSeconds: configuration.upstreamTimeoutSeconds,
             upstreamConcurrencyPerClient: configuration.upstreamConcurrencyPerClient)
+        lifecycle = TokenLifecycle(
+            tokens: tokens, store: store, cache: cache, metrics: metrics, logger: logger,
+            refreshAheadSeconds: configuration.refreshAheadSeconds, keepaliveSeconds: configuration.keepaliveSeconds,
+            concurrency: configuration.backgroundConcurrency)
         api = GatewayAPI(
             configuration: configuration, store: store, keys: keys, cache: cache, tokens: tokens,
             salesforce: salesforce,
@@ -171,6 +178,7 @@ public final class Gateway: Sendable {
         logger.info("shutting down")
         await server.shutdown(gracePeriod: .milliseconds(Int(configuration.shutdownGraceSeconds * 1000)))
         background.withLock { $0?.cancel() }
+        await lifecycle.stop(grace: .milliseconds(Int(configuration.shutdownGraceSeconds * 1000)))
         await flushUsage()
         listener.stop()
         http.shutdown()

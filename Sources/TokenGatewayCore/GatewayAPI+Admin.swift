@@ -137,6 +137,7 @@ extension GatewayAPI {
         writer.field("username", client.username)
         writer.field("audience", client.grantType == .jwtBearer ? client.effectiveAudience : client.audience)
         writer.field("token_ttl_seconds", client.tokenTTLSeconds)
+        writer.field("introspect", client.introspect)
         writer.field("has_client_secret", client.clientSecret != nil)
         writer.field("has_private_key", client.privateKey != nil)
         writer.field("created_at", client.createdAt)
@@ -212,6 +213,19 @@ extension GatewayAPI {
             writer.field("status", connection.status)
             writer.field("created_at", connection.createdAt)
             writer.field("refreshed_at", connection.refreshedAt)
+            writer.field("expires_at", connection.expiresAt)
+            if let (at, error) = connection.lastError {
+                writer.beginObject("last_error")
+                writer.field("at", at)
+                writer.field("error", error.code)
+                writer.field("message", error.message)
+                if let upstream = error.upstream {
+                    writer.field("upstream", upstream)
+                }
+                writer.endObject()
+            } else {
+                writer.field("last_error", nil as String?)
+            }
         }
     }
 

@@ -63,16 +63,23 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
         writer.field("error", code)
         writer.field("message", message)
         if let upstream {
-            writer.beginObject("upstream")
-            writer.field("status", upstream.status)
-            writer.field("error", upstream.error)
-            writer.field("error_description", upstream.errorDescription)
-            writer.endObject()
+            writer.field("upstream", upstream)
         }
         writer.endObject()
         var headers = HTTPHeaders()
         if status == 401 { headers.add("WWW-Authenticate", "Bearer") }
         if let retryAfterSeconds { headers.add("Retry-After", String(retryAfterSeconds)) }
         return HTTPResponse.json(status: status, writer.bytes, headers: headers)
+    }
+}
+
+extension JSONWriter {
+    /// Writes what Salesforce said as the member `key`: `{"status", "error", "error_description"}`.
+    public mutating func field(_ key: String, _ upstream: UpstreamDetails) {
+        beginObject(key)
+        field("status", upstream.status)
+        field("error", upstream.error)
+        field("error_description", upstream.errorDescription)
+        endObject()
     }
 }

@@ -209,9 +209,10 @@ extension GatewayStore {
         try await db.query(
             """
             INSERT INTO connections (tenant_id, client_id, id, user_id, org_id, instance_url, status, refresh_token,
-              access_token, identity_url, scope, token_type, issued_at, expires_at, fetched_at, refreshed_at)
+              access_token, identity_url, scope, token_type, issued_at, expires_at, fetched_at, refreshed_at,
+              refresh_token_used_at)
             VALUES ($1, $2, $3, $6, $7, $8, 'active', $4, $5, $9, $10, $11, to_timestamp($12::float8),
-              to_timestamp($13::float8), to_timestamp($14::float8), now())
+              to_timestamp($13::float8), to_timestamp($14::float8), now(), now())
             ON CONFLICT (tenant_id, client_id, id) DO UPDATE SET
               user_id = coalesce(EXCLUDED.user_id, connections.user_id),
               org_id = coalesce(EXCLUDED.org_id, connections.org_id),
@@ -219,7 +220,7 @@ extension GatewayStore {
               access_token = EXCLUDED.access_token, identity_url = EXCLUDED.identity_url, scope = EXCLUDED.scope,
               token_type = EXCLUDED.token_type, issued_at = EXCLUDED.issued_at, expires_at = EXCLUDED.expires_at,
               fetched_at = EXCLUDED.fetched_at, refreshed_at = now(), \(leaseSQL) last_error = NULL,
-              last_error_at = NULL
+              last_error_at = NULL, refresh_token_used_at = now(), keepalive_after = NULL, background_failures = 0
             """,
             [
                 key.tenant, key.client, key.connection, refresh, access, answer.userID, answer.orgID,
@@ -241,11 +242,7 @@ extension GatewayStore {
         writer.field("error", failure.code)
         writer.field("message", failure.message)
         if let upstream = failure.upstream {
-            writer.beginObject("upstream")
-            writer.field("status", upstream.status)
-            writer.field("error", upstream.error)
-            writer.field("error_description", upstream.errorDescription)
-            writer.endObject()
+            writer.field("upstream", upstream)
         }
         writer.field("retry_after", failure.retryAfterSeconds)
         writer.endObject()
@@ -273,5 +270,44 @@ extension Keyring.Binding {
     /// The binding of a connection's secret `field` (`access_token`, `refresh_token`).
     static func field(_ field: String, _ key: ConnectionKey) -> Keyring.Binding {
         Keyring.Binding(field: field, tenant: key.tenant, client: key.client, connection: key.connection)
+    }
+}
+
+/// The keep-alive sweep's SQL.
+extension GatewayStore {
+    /// Picks up to `limit` active `authorization_code` connections whose refresh token has gone unused for
+    /// `keepaliveSeconds`, oldest first, skipping rows another replica is sweeping (`SKIP LOCKED`) or that are
+    /// leased, and puts them off for `holdSeconds` so no other sweep takes them meanwhile (or, after a failure,
+    /// before their back-off ends).
+    public func claimKeepalive(keepaliveSeconds: Double, limit: Int, holdSeconds: Double) async throws
+        -> [ConnectionKey]
+    {
+        let result = try await pool.query(
+            """
+            UPDATE connections SET keepalive_after = now() + make_interval(secs => $3::float8)
+            WHERE (tenant_id, client_id, id) IN (
+              SELECT n.tenant_id, n.client_id, n.id FROM connections n
+              JOIN clients c ON c.tenant_id = n.tenant_id AND c.id = n.client_id
+              WHERE c.grant_type = 'authorization_code' AND n.status = 'active' AND n.refresh_token IS NOT NULL
+                AND coalesce(n.refresh_token_used_at, n.created_at) < now() - make_interval(secs => $1::float8)
+                AND (n.keepalive_after IS NULL OR n.keepalive_after <= now())
+                AND (n.lease_owner IS NULL OR n.lease_until < now())
+              ORDER BY coalesce(n.refresh_token_used_at, n.created_at)
+              LIMIT $2::int FOR UPDATE OF n SKIP LOCKED)
+            RETURNING tenant_id, client_id, id
+            """, [String(keepaliveSeconds), String(limit), String(holdSeconds)])
+        return result.rows.map {
+            ConnectionKey(tenant: $0["tenant_id"] ?? "", client: $0["client_id"] ?? "", connection: $0["id"] ?? "")
+        }
+    }
+
+    /// Backs off a connection whose background refresh failed: 1 min, doubling with each failure, at most 1 h.
+    public func backgroundFailed(_ key: ConnectionKey) async throws {
+        try await pool.query(
+            """
+            UPDATE connections SET background_failures = background_failures + 1,
+              keepalive_after = now() + make_interval(secs => least(3600, 60 * power(2, background_failures)))
+            WHERE tenant_id = $1 AND client_id = $2 AND id = $3
+            """, [key.tenant, key.client, key.connection])
     }
 }

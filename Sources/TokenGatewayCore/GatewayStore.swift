@@ -30,7 +30,7 @@ public final class GatewayStore: Sendable {
 
     static let clientColumns = """
         tenant_id, id, grant_type, login_url, client_id, client_secret, private_key, redirect_uri, scopes, username,
-        audience, token_ttl_seconds, tgw_iso(created_at) AS created_at, tgw_iso(updated_at) AS updated_at
+        audience, token_ttl_seconds, introspect, tgw_iso(created_at) AS created_at, tgw_iso(updated_at) AS updated_at
         """
 
     // MARK: Tenants
@@ -164,7 +164,7 @@ public final class GatewayStore: Sendable {
         return [
             client.tenant, client.id, client.grantType.rawValue, client.loginURL, client.clientID, sealed.secret,
             sealed.privateKey, client.redirectURI, scopes, client.username, client.audience,
-            String(client.tokenTTLSeconds),
+            String(client.tokenTTLSeconds), client.introspect ? "true" : "false",
         ]
     }
 
@@ -185,7 +185,8 @@ public final class GatewayStore: Sendable {
                 try keyring.open($0, for: .init(field: "private_key", tenant: tenant, client: id))
             },
             redirectURI: row["redirect_uri"], scopes: scopes, username: row["username"], audience: row["audience"],
-            tokenTTLSeconds: Int(row["token_ttl_seconds"] ?? "") ?? 3600, createdAt: row["created_at"] ?? "",
+            tokenTTLSeconds: Int(row["token_ttl_seconds"] ?? "") ?? 3600, introspect: row["introspect"] != "f",
+            createdAt: row["created_at"] ?? "",
             updatedAt: row["updated_at"] ?? "")
     }
 
@@ -201,8 +202,8 @@ public final class GatewayStore: Sendable {
                 result = try await connection.query(
                     """
                     INSERT INTO clients (tenant_id, id, grant_type, login_url, client_id, client_secret, private_key,
-                      redirect_uri, scopes, username, audience, token_ttl_seconds)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::int)
+                      redirect_uri, scopes, username, audience, token_ttl_seconds, introspect)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::int, $13::bool)
                     RETURNING \(Self.clientColumns)
                     """, parameters)
             } catch let error as PostgresError where error.isUniqueViolation {
@@ -243,7 +244,7 @@ public final class GatewayStore: Sendable {
                 """
                 UPDATE clients SET grant_type = $3, login_url = $4, client_id = $5, client_secret = $6, private_key = $7,
                   redirect_uri = $8, scopes = $9, username = $10, audience = $11, token_ttl_seconds = $12::int,
-                  updated_at = now()
+                  introspect = $13::bool, updated_at = now()
                 WHERE tenant_id = $1 AND id = $2
                 RETURNING \(Self.clientColumns)
                 """, parameters)
@@ -285,13 +286,20 @@ public final class GatewayStore: Sendable {
         let result = try await pool.query(
             """
             SELECT id, user_id, org_id, instance_url, status, tgw_iso(created_at) AS created_at,
-              tgw_iso(refreshed_at) AS refreshed_at
+              tgw_iso(refreshed_at) AS refreshed_at,
+              CASE WHEN access_token IS NULL THEN NULL ELSE tgw_iso(expires_at) END AS expires_at,
+              last_error, tgw_iso(last_error_at) AS last_error_at
             FROM connections WHERE tenant_id = $1 AND client_id = $2 ORDER BY id
             """, [tenant, client])
-        return result.rows.map {
-            Connection(
-                id: $0["id"] ?? "", userID: $0["user_id"], orgID: $0["org_id"], instanceURL: $0["instance_url"],
-                status: $0["status"] ?? "active", createdAt: $0["created_at"] ?? "", refreshedAt: $0["refreshed_at"])
+        return result.rows.map { row in
+            var lastError: (at: String, error: GatewayError)?
+            if let text = row["last_error"], let at = row["last_error_at"], let error = Self.decodeFailure(text) {
+                lastError = (at, error)
+            }
+            return Connection(
+                id: row["id"] ?? "", userID: row["user_id"], orgID: row["org_id"], instanceURL: row["instance_url"],
+                status: row["status"] ?? "active", createdAt: row["created_at"] ?? "",
+                refreshedAt: row["refreshed_at"], expiresAt: row["expires_at"], lastError: lastError)
         }
     }
 

@@ -30,6 +30,7 @@ public final class Metrics: Sendable {
         var upstreamDuration = Histogram()
         var refreshFailures = 0
         var introspections: [IntrospectionOutcome: Int] = [:]
+        var background: [String: Int] = [:]  // "reason\u{0}outcome"
     }
 
     private let state = Mutex(State())
@@ -66,6 +67,16 @@ public final class Metrics: Sendable {
     /// Introspection calls counted with this outcome so far.
     public func introspections(outcome: IntrospectionOutcome) -> Int {
         state.withLock { $0.introspections[outcome] ?? 0 }
+    }
+
+    /// Counts one background refresh by reason (`ahead`, `keepalive`) and outcome.
+    public func backgroundRefresh(reason: String, outcome: String) {
+        state.withLock { $0.background["\(reason)\u{0}\(outcome)", default: 0] += 1 }
+    }
+
+    /// Background refreshes counted so far with this reason and outcome.
+    public func backgroundRefreshes(reason: String, outcome: String) -> Int {
+        state.withLock { $0.background["\(reason)\u{0}\(outcome)"] ?? 0 }
     }
 
     /// Registers a gauge read at scrape time.
@@ -122,6 +133,10 @@ public final class Metrics: Sendable {
             let count = snapshot.introspections[outcome] ?? 0
             out += "token_gateway_introspections_total{outcome=\"\(outcome.rawValue)\"} \(count)\n"
         }
+        labeled(
+            "token_gateway_background_refreshes_total",
+            "Background refreshes by reason (ahead, keepalive) and outcome (renewed, stored, failed).",
+            ("reason", "outcome"), snapshot.background)
         for (name, read) in gauges.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
             out += "# TYPE \(name) gauge\n\(name) \(read())\n"
         }

@@ -93,6 +93,18 @@ public enum GatewaySchema {
                   ADD COLUMN last_error text,
                   ADD COLUMN last_error_at timestamptz;
                 """),
+        PostgresMigration(
+            version: 3, name: "token lifecycle",
+            sql: """
+                ALTER TABLE clients ADD COLUMN introspect boolean NOT NULL DEFAULT true;
+                ALTER TABLE connections
+                  ADD COLUMN refresh_token_used_at timestamptz,
+                  ADD COLUMN keepalive_after timestamptz,
+                  ADD COLUMN background_failures int NOT NULL DEFAULT 0;
+                UPDATE connections SET refresh_token_used_at = coalesce(refreshed_at, created_at);
+                CREATE INDEX connections_keepalive ON connections (refresh_token_used_at)
+                  WHERE status = 'active' AND refresh_token IS NOT NULL;
+                """),
     ]
 
     /// The newest schema version this binary knows.

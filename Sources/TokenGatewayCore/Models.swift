@@ -47,6 +47,8 @@ public struct Client: Sendable, Equatable {
     public var username: String?
     public var audience: String?
     public var tokenTTLSeconds: Int
+    /// Ask Salesforce's introspection endpoint for each new access token's real expiry (needs a client secret).
+    public var introspect: Bool = true
     public var createdAt: String = ""
     public var updatedAt: String = ""
 
@@ -64,7 +66,7 @@ public struct Client: Sendable, Equatable {
 }
 
 /// One authorized Salesforce identity of a client, as listed by the admin API.
-public struct Connection: Sendable, Equatable {
+public struct Connection: Sendable {
     public var id: String
     public var userID: String?
     public var orgID: String?
@@ -72,6 +74,10 @@ public struct Connection: Sendable, Equatable {
     public var status: String
     public var createdAt: String
     public var refreshedAt: String?
+    /// When the current access token expires (RFC 3339); nil when there is none.
+    public var expiresAt: String? = nil
+    /// The last failed attempt to get a token (from a request or background work), cleared by the next success.
+    public var lastError: (at: String, error: GatewayError)? = nil
 }
 
 extension String {

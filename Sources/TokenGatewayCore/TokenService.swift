@@ -70,7 +70,7 @@ public final class TokenService: Sendable {
 
     /// The fast path: a cached token that satisfies the request, without any I/O. `force` drops a stale entry.
     public func cachedToken(_ key: ConnectionKey, minTTL: Double, force: Bool) -> CachedToken? {
-        guard let token = cache.get(key) else { return nil }
+        guard let token = cache.hit(key, minTTL: minTTL) else { return nil }
         let now = Self.now
         if force {
             if now - token.fetchedAt <= forceRefreshGrace && token.remaining(now: now) > 0 { return token }
@@ -87,7 +87,11 @@ public final class TokenService: Sendable {
         let need = TokenNeed(minTTL: minTTL, force: force, started: Self.now, forceGrace: forceRefreshGrace)
         do {
             let (token, source) = try await flights.run(key, need: need, keyID: keyID, now: { Self.now }) {
-                need, keyID in try await self.refresh(key, need: need, keyID: keyID)
+                need, keyID in
+                guard let result = try await self.refresh(key, need: need, keyID: keyID, background: false) else {
+                    throw GatewayError.unavailable  // a request's refresh always ends with a token or an error
+                }
+                return result
             }
             return IssuedToken(token: token, source: source)
         } catch let error as PostgresError {
@@ -110,8 +114,13 @@ public final class TokenService: Sendable {
         return GatewayError.unavailable
     }
 
-    /// One request's way to a token meeting `need`: decide on the row, wait for another owner, or call.
-    func refresh(_ key: ConnectionKey, need: TokenNeed, keyID: String) async throws -> SingleFlight.Result {
+    /// One way to a token meeting `need`: decide on the row, wait for another owner, or call. A request charges
+    /// `keyID`; a background renewal (`background`) charges no key, takes a call slot only if one is free and,
+    /// rather than wait for another owner, returns nil (that owner is renewing the token).
+    func refresh(_ key: ConnectionKey, need: TokenNeed, keyID: String?, background: Bool) async throws
+        -> SingleFlight.Result?
+    {
+        let demand = background ? nil : need.minTTL
         while true {
             let ticket = waiters.ticket(key)
             let owner = "\(origin)-\(attempts.wrappingAdd(1, ordering: .relaxed).newValue)"
@@ -123,7 +132,7 @@ public final class TokenService: Sendable {
             }
             switch decision {
             case .useStored(let token):
-                cache.put(key, token)
+                cache.put(key, token, demand: demand)
                 return (token, false)
             case .fail(let error):
                 if error.code == "reauthorization_required" || error.status == 404 {
@@ -131,26 +140,34 @@ public final class TokenService: Sendable {
                 }
                 throw error
             case .wait(let seconds):
+                if background { return nil }
                 await waiters.wait(key, after: ticket, timeout: .seconds(min(seconds + 0.05, Self.leasePoll)))
             case .claim:
                 guard let claim else { continue }
                 if claim.tookOver {
                     logger.warning("took over a lapsed refresh lease", metadata: ["connection": "\(key)"])
                 }
-                return try await callHoldingLease(key, claim: claim, need: need, keyID: keyID, deadline: deadline)
+                return try await callHoldingLease(
+                    key, claim: claim, need: need, keyID: keyID, background: background, deadline: deadline)
             }
         }
     }
 
     /// Calls Salesforce under a claimed lease and stores the answer; whatever happens, the lease ends.
     func callHoldingLease(
-        _ key: ConnectionKey, claim: RefreshClaim, need: TokenNeed, keyID: String, deadline: ContinuousClock.Instant
-    ) async throws -> SingleFlight.Result {
+        _ key: ConnectionKey, claim: RefreshClaim, need: TokenNeed, keyID: String?, background: Bool,
+        deadline: ContinuousClock.Instant
+    ) async throws -> SingleFlight.Result? {
         let answer: SalesforceToken
         let grant: TokenGrant
         do {
             grant = try Self.grant(for: claim)
-            answer = try await gatedCall(key, grant: grant, client: claim.client, keyID: keyID, deadline: deadline)
+            answer = try await gatedCall(
+                key, grant: grant, client: claim.client, keyID: keyID, background: background, deadline: deadline)
+        } catch is BackgroundSkip {
+            try await store.failRefresh(key, claim: claim, failure: nil, reauthorization: false, origin: origin)
+            waiters.wake(key)
+            return nil
         } catch let failure as GatewayError {
             let recorded = Self.isConnectionFailure(failure)
             if recorded { metrics.refreshFailure() }
@@ -170,7 +187,9 @@ public final class TokenService: Sendable {
             waiters.wake(key)
             throw error
         }
-        let token = CachedToken(answer, ttlSeconds: claim.client.tokenTTLSeconds, fetchedAt: Self.now)
+        let token = CachedToken(
+            answer, ttlSeconds: claim.client.tokenTTLSeconds, fetchedAt: Self.now,
+            introspectedExp: await introspectedExpiry(answer, client: claim.client))
         guard
             try await store.completeRefresh(
                 key, claim: claim, answer: answer, token: token, origin: origin, forced: need.force)
@@ -183,9 +202,21 @@ public final class TokenService: Sendable {
                 message: "Salesforce answered too late to be stored; retry.")
         }
         waiters.wake(key)
-        cache.put(key, token)
+        cache.put(key, token, demand: background ? nil : need.minTTL)
         return (token, true)
     }
+
+    /// Asks Salesforce once when a new access token really expires, if the client allows it and has a secret;
+    /// nil (the `token_ttl_seconds` expiry applies) on any failure. Runs before the token is stored and handed out,
+    /// bounded by `introspectionTimeout`, so every answer already carries the real `expires_at`.
+    func introspectedExpiry(_ answer: SalesforceToken, client: Client) async -> Int64? {
+        guard client.introspect, client.clientSecret != nil else { return nil }
+        return try? await salesforce.introspect(
+            accessToken: answer.accessToken, client: client, timeout: .seconds(Self.introspectionTimeout))
+    }
+
+    /// The longest introspection call, in seconds (well inside a lease's margin).
+    static let introspectionTimeout = 2.0
 
     /// Failures that say something about the connection (recorded as `last_error`, counted as refresh failures);
     /// this key's own rate limit says nothing about it.
@@ -207,23 +238,27 @@ public final class TokenService: Sendable {
 
     /// One Salesforce call within the bounds: this key's limit (none for `nil`: a code exchange), the client's breaker and its concurrency slots.
     func gatedCall(
-        _ key: ConnectionKey, grant: TokenGrant, client: Client, keyID: String?, deadline: ContinuousClock.Instant
-    ) async throws(GatewayError) -> SalesforceToken {
+        _ key: ConnectionKey, grant: TokenGrant, client: Client, keyID: String?, background: Bool = false,
+        deadline: ContinuousClock.Instant
+    ) async throws -> SalesforceToken {
         if let keyID, let retryAfter = limiter.take(keyID: keyID, now: Self.now) {
             throw GatewayError(
                 status: 429, code: "rate_limited",
                 message: "This API key caused too many Salesforce calls; retry after \(retryAfter) s.",
                 retryAfterSeconds: retryAfter)
         }
+        if background && gate.inUse(key) >= gate.perClient { throw BackgroundSkip() }
         if let retryAfter = gate.admit(key, now: Self.now) {
+            if background { throw BackgroundSkip() }
             throw GatewayError(
                 status: 504, code: "upstream_timeout",
                 message:
                     "Salesforce keeps timing out for client '\(key.client)'; calls are paused, retry after \(retryAfter) s.",
                 retryAfterSeconds: retryAfter)
         }
-        guard await gate.acquire(key, deadline: deadline) else {
+        guard await gate.acquire(key, deadline: background ? ContinuousClock.now : deadline) else {
             gate.record(key, .abandoned, now: Self.now)
+            if background { throw BackgroundSkip() }
             throw GatewayError(
                 status: 504, code: "upstream_timeout",
                 message:
@@ -270,7 +305,7 @@ public final class TokenService: Sendable {
                 answer = try await gatedCall(
                     key, grant: grant, client: client, keyID: nil,
                     deadline: ContinuousClock.now + .seconds(upstreamTimeout))
-            } catch {
+            } catch let error as GatewayError {
                 if Self.isConnectionFailure(error) { metrics.refreshFailure() }
                 throw error
             }
@@ -279,7 +314,9 @@ public final class TokenService: Sendable {
                     "Salesforce returned no refresh token: add the 'refresh_token' (or 'offline_access') scope to the connected app and the client, then authorize again; until then this token cannot be renewed."
                 )
             }
-            let token = CachedToken(answer, ttlSeconds: client.tokenTTLSeconds, fetchedAt: Self.now)
+            let token = CachedToken(
+                answer, ttlSeconds: client.tokenTTLSeconds, fetchedAt: Self.now,
+                introspectedExp: await introspectedExpiry(answer, client: client))
             guard try await store.saveAuthorization(key, answer: answer, token: token, actor: actor, origin: origin)
             else { throw GatewayError.notFound("Client '\(key.client)' does not exist.") }
             waiters.wake(key)
@@ -350,6 +387,9 @@ public final class TokenService: Sendable {
         }
     }
 }
+
+/// A background renewal that gave way (no free call slot, the client backed off): not a failure of the connection.
+struct BackgroundSkip: Error {}
 
 /// A token bucket per API key for calls that reach Salesforce, per replica.
 final class UpstreamRateLimiter: Sendable {

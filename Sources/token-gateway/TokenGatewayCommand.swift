@@ -66,6 +66,19 @@ struct Settings: ParsableArguments {
         help:
             "Longest wait for a free database connection (default 2). [env: TOKEN_GATEWAY_DB_ACQUIRE_TIMEOUT_SECONDS]")
     var dbAcquireTimeoutSeconds: String?
+    @Option(
+        help:
+            "Renew tokens in use this long before callers' min_ttl_seconds (default 30). [env: TOKEN_GATEWAY_REFRESH_AHEAD_SECONDS]"
+    )
+    var refreshAheadSeconds: String?
+    @Option(
+        help:
+            "Refresh connections whose refresh token went unused this long (default 86400, at least 10). [env: TOKEN_GATEWAY_KEEPALIVE_SECONDS]"
+    )
+    var keepaliveSeconds: String?
+    @Option(
+        help: "Most background refreshes at once per replica (default 4). [env: TOKEN_GATEWAY_BACKGROUND_CONCURRENCY]")
+    var backgroundConcurrency: String?
 
     /// Flags over environment, keyed by environment variable name.
     func values() -> [String: String] {
@@ -84,6 +97,9 @@ struct Settings: ParsableArguments {
             ("TOKEN_GATEWAY_IDLE_TIMEOUT_SECONDS", idleTimeoutSeconds),
             ("TOKEN_GATEWAY_UPSTREAM_CONCURRENCY_PER_CLIENT", upstreamConcurrencyPerClient),
             ("TOKEN_GATEWAY_DB_ACQUIRE_TIMEOUT_SECONDS", dbAcquireTimeoutSeconds),
+            ("TOKEN_GATEWAY_REFRESH_AHEAD_SECONDS", refreshAheadSeconds),
+            ("TOKEN_GATEWAY_KEEPALIVE_SECONDS", keepaliveSeconds),
+            ("TOKEN_GATEWAY_BACKGROUND_CONCURRENCY", backgroundConcurrency),
             ("TOKEN_GATEWAY_SHUTDOWN_GRACE_SECONDS", shutdownGraceSeconds),
             ("TOKEN_GATEWAY_KEY_UPSTREAM_LIMIT_PER_MINUTE", keyUpstreamLimitPerMinute),
         ]

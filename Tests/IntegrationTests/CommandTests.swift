@@ -7,7 +7,7 @@ import Testing
 @testable import TokenGatewayCore
 
 /// The `token-gateway` binary itself, as an operator runs it.
-@Suite(.enabled(if: TestEnvironment.databaseURL != nil, "needs scripts/test.sh's PostgreSQL"))
+@Suite
 struct CommandTests {
     /// The binary SwiftPM built next to the test bundle.
     static var binary: String {

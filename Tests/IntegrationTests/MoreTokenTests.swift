@@ -8,7 +8,7 @@ import _CryptoExtras
 
 @testable import TokenGatewayCore
 
-@Suite(.enabled(if: TestEnvironment.databaseURL != nil, "needs scripts/test.sh's PostgreSQL"))
+@Suite
 struct MoreTokenTests {
     @Test func aClientSalesforceRefusesIsClientRejected() async throws {
         try await withHarness { h in

@@ -151,4 +151,64 @@ struct MoreTokenTests {
         }
         await h.stop()
     }
+
+    @Test func theHTTPServerAndTheGatewayNameTheRequestIDAlike() async throws {
+        let lines = Mutex<[String]>([])
+        var logger = Logger(label: "gateway") { label in
+            JSONLogHandler(label: label, sink: { line in lines.withLock { $0.append(line) } })
+        }
+        logger.logLevel = .debug
+        let h = try await GatewayHarness.start(logger: logger)
+        do {
+            let key = try await h.tenantWithKey()
+            try await h.authorizationCodeClient()
+            #expect(try await h.exchange(key: key).status == 200)
+            // A refresh held back at Salesforce, and a client that resets the connection meanwhile: the gateway
+            // logs the request, the HTTP server logs that it ended early.
+            h.fake.injectFaults([.latency(milliseconds: 300)])
+            let body = #"{"client":"crm","min_ttl_seconds":86400}"#
+            let request =
+                "POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(key)\r\n"
+                + "Content-Type: application/json\r\nX-Request-Id: left-early-1\r\n"
+                + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            let port = h.gateway.port
+            try await offPool { try sendThenReset(port: port, Array(request.utf8), after: 0.1) }
+            let ended = await eventually(within: 5) {
+                lines.withLock { $0.contains { $0.contains("request ended early") } }
+            }
+            #expect(ended)
+            let logged = lines.withLock { $0 }
+            let about = logged.filter { $0.contains("left-early-1") }
+            #expect(about.contains { $0.contains(#""msg":"request""#) }, "\(about)")
+            #expect(about.contains { $0.contains(#""msg":"request ended early""#) }, "\(about)")
+            #expect(about.allSatisfy { $0.contains(#""request_id":"left-early-1""#) }, "\(about)")
+            #expect(!logged.contains { $0.contains("request-id") }, "\(logged)")
+        } catch {
+            await h.stop()
+            throw error
+        }
+        await h.stop()
+    }
+}
+
+/// Connects to 127.0.0.1:`port`, writes `bytes`, waits `seconds`, then closes with a reset (SO_LINGER 0), as a
+/// client that gives up does.
+func sendThenReset(port: Int, _ bytes: [UInt8], after seconds: Double) throws {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestSupportError("socket() failed") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
+    guard connected == 0 else { throw TestSupportError("connect() failed: errno \(errno)") }
+    guard write(fd, bytes, bytes.count) == bytes.count else { throw TestSupportError("short write") }
+    usleep(UInt32(seconds * 1_000_000))
+    var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
 }

@@ -1,7 +1,6 @@
 import FakeSalesforce
 import Foundation
 import Logging
-import Synchronization
 import TestSupport
 import Testing
 import _CryptoExtras
@@ -119,13 +118,8 @@ struct MoreTokenTests {
     }
 
     @Test func logLinesCarryTheRequestIDAndNeverASecret() async throws {
-        let lines = Mutex<[String]>([])
-        var logger = Logger(label: "gateway") { label in
-            JSONLogHandler(label: label, sink: { line in lines.withLock { $0.append(line) } })
-        }
-        logger.logLevel = .trace
-        let h = try await GatewayHarness.start(logger: logger)
-        do {
+        let lines = LogLines()
+        try await withHarness(logger: lines.logger(level: .trace)) { h in
             let key = try await h.tenantWithKey()
             try await h.authorizationCodeClient(rotate: true)
             let exchanged = try await h.exchange(key: key)
@@ -135,7 +129,7 @@ struct MoreTokenTests {
                 "POST", "/token", token: key, json: #"{"client":"crm"}"#,
                 headers: [("X-Request-Id", "trace-me-123")])
             #expect(reply.header("X-Request-Id") == "trace-me-123")
-            let logged = lines.withLock { $0 }
+            let logged = lines.all
             #expect(logged.contains { $0.contains(#""request_id":"trace-me-123""#) })
             let requestLines = logged.filter { $0.contains(#""msg":"request""#) }
             #expect(requestLines.count >= 5 && requestLines.allSatisfy { $0.contains(#""request_id":"#) })
@@ -145,21 +139,12 @@ struct MoreTokenTests {
             ]
             secrets += h.fake.refreshTokens(clientID: "3MVG9-crm")
             for line in logged { for secret in secrets { #expect(!line.contains(secret)) } }
-        } catch {
-            await h.stop()
-            throw error
         }
-        await h.stop()
     }
 
     @Test func theHTTPServerAndTheGatewayNameTheRequestIDAlike() async throws {
-        let lines = Mutex<[String]>([])
-        var logger = Logger(label: "gateway") { label in
-            JSONLogHandler(label: label, sink: { line in lines.withLock { $0.append(line) } })
-        }
-        logger.logLevel = .debug
-        let h = try await GatewayHarness.start(logger: logger)
-        do {
+        let lines = LogLines()
+        try await withHarness(logger: lines.logger(level: .debug)) { h in
             let key = try await h.tenantWithKey()
             try await h.authorizationCodeClient()
             #expect(try await h.exchange(key: key).status == 200)
@@ -173,21 +158,15 @@ struct MoreTokenTests {
                 + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
             let port = h.gateway.port
             try await offPool { try sendThenReset(port: port, Array(request.utf8), after: 0.1) }
-            let ended = await eventually(within: 5) {
-                lines.withLock { $0.contains { $0.contains("request ended early") } }
-            }
+            let ended = await eventually(within: 5) { lines.all.contains { $0.contains("request ended early") } }
             #expect(ended)
-            let logged = lines.withLock { $0 }
+            let logged = lines.all
             let about = logged.filter { $0.contains("left-early-1") }
             #expect(about.contains { $0.contains(#""msg":"request""#) }, "\(about)")
             #expect(about.contains { $0.contains(#""msg":"request ended early""#) }, "\(about)")
             #expect(about.allSatisfy { $0.contains(#""request_id":"left-early-1""#) }, "\(about)")
             #expect(!logged.contains { $0.contains("request-id") }, "\(logged)")
-        } catch {
-            await h.stop()
-            throw error
         }
-        await h.stop()
     }
 }
 

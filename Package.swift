@@ -72,7 +72,8 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "HTTPServer", "TestSupport"]),
-        .testTarget(name: "TokenGatewayCoreTests", dependencies: ["TokenGatewayCore", "TestSupport"]),
+        .testTarget(
+            name: "TokenGatewayCoreTests", dependencies: ["TokenGatewayCore", "Postgres", "HTTPClient", "TestSupport"]),
         .testTarget(name: "FakeSalesforceTests", dependencies: ["FakeSalesforce", "HTTPClient", "TestSupport"]),
         .testTarget(
             name: "IntegrationTests",

@@ -5,7 +5,7 @@ import Logging
 /// A fake Salesforce org served over real HTTP: the token, authorize, revoke and introspect endpoints, a data
 /// endpoint, the identity URL and the `/__fake/` control endpoints. Stop it with `shutdown()`.
 ///
-/// Choices where SALESFORCE.md leaves room:
+/// Choices where Salesforce's documented behaviour leaves room:
 /// - Revoking a token that is not live (unknown, revoked or rotated out) answers 400 `unsupported_token_type`.
 /// - A refused code exchange (wrong redirect URI, PKCE verifier, secret) does not spend the code; codes last 15 min.
 /// - A JWT whose `iss` is unknown answers `invalid_client_id`; `exp` may be at most 180 s (+30 s skew) ahead.

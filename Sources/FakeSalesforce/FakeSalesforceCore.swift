@@ -171,14 +171,6 @@ public final class FakeSalesforceCore: Sendable {
         }
     }
 
-    /// Handles one request and returns its answer without any delay (a latency fault's delay is dropped).
-    public func handle(method: String, path: String, query: String, headers: [(String, String)], body: [UInt8])
-        -> (status: Int, headers: [(String, String)], body: [UInt8])
-    {
-        let answer = answer(method: method, path: path, query: query, headers: headers, body: body)
-        return (answer.status, answer.headers, answer.body)
-    }
-
     /// Handles one request; the answer says how long to hold it back when a latency fault applies.
     public func answer(method: String, path: String, query: String, headers: [(String, String)], body: [UInt8])
         -> FakeAnswer

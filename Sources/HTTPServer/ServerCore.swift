@@ -74,7 +74,7 @@ final class ServerCore: Sendable {
         }
         if termination != .REQUEST_TERMINATED_COMPLETED_OK {
             core.logger.debug(
-                "request ended early", metadata: ["request-id": "\(requestID)", "reason": "\(termination.rawValue)"])
+                "request ended early", metadata: ["request_id": "\(requestID)", "reason": "\(termination.rawValue)"])
         }
     }
 
@@ -279,7 +279,7 @@ final class ServerCore: Sendable {
             try send(response, requestID: requestID, on: connection)
             return .YES
         } catch {
-            logger.error("cannot send response", metadata: ["request-id": "\(requestID)", "error": "\(error)"])
+            logger.error("cannot send response", metadata: ["request_id": "\(requestID)", "error": "\(error)"])
         }
         do {
             try send(
@@ -288,7 +288,7 @@ final class ServerCore: Sendable {
             return .YES
         } catch {
             logger.error(
-                "cannot send fallback response", metadata: ["request-id": "\(requestID)", "error": "\(error)"])
+                "cannot send fallback response", metadata: ["request_id": "\(requestID)", "error": "\(error)"])
             return .NO  // closes the connection
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// Everything `token-gateway serve` needs, validated. Built from settings named like the environment variables.
 public struct GatewayConfiguration: Sendable {
@@ -13,7 +14,7 @@ public struct GatewayConfiguration: Sendable {
     public var upstreamConnectTimeoutSeconds: Double = 5
     public var maxBodyBytes: Int = 65536
     public var forceRefreshGraceSeconds: Double = 5
-    public var logFormat: LogFormat = .json
+    public var log = LogSettings()
     public var threads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
     public var databasePoolSize: Int = 10
     public var maxConnections: Int = 1024
@@ -34,12 +35,49 @@ public struct GatewayConfiguration: Sendable {
     /// How log lines are written.
     public enum LogFormat: String, Sendable { case json, text }
 
+    /// How the process logs; every command that logs reads these, and only from here.
+    public struct LogSettings: Sendable, Equatable {
+        public var format: LogFormat = .json
+        public var level: Logger.Level = .info
+
+        /// Validates `TOKEN_GATEWAY_LOG_FORMAT` and `TOKEN_GATEWAY_LOG_LEVEL`; the error names the setting.
+        public static func make(_ values: [String: String]) throws(ConfigurationError) -> LogSettings {
+            var settings = LogSettings()
+            if let format = setting("TOKEN_GATEWAY_LOG_FORMAT", in: values) {
+                guard let parsed = LogFormat(rawValue: format) else {
+                    throw ConfigurationError(setting: "TOKEN_GATEWAY_LOG_FORMAT", reason: "must be json or text")
+                }
+                settings.format = parsed
+            }
+            if let level = setting("TOKEN_GATEWAY_LOG_LEVEL", in: values) {
+                guard let parsed = Logger.Level(rawValue: level) else {
+                    let levels = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
+                    throw ConfigurationError(setting: "TOKEN_GATEWAY_LOG_LEVEL", reason: "must be one of \(levels)")
+                }
+                settings.level = parsed
+            }
+            return settings
+        }
+    }
+
+    /// The trimmed value of setting `name`; nil when it is absent or blank.
+    static func setting(_ name: String, in values: [String: String]) -> String? {
+        guard let raw = values[name]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
+        return raw
+    }
+
+    /// Validates `DATABASE_URL` alone (all that `token-gateway migrate` needs besides the log settings).
+    public static func databaseURL(_ values: [String: String]) throws(ConfigurationError) -> String {
+        guard let url = setting("DATABASE_URL", in: values) else {
+            throw ConfigurationError(
+                setting: "DATABASE_URL", reason: "is required (e.g. postgresql://user@host:5432/db)")
+        }
+        return url
+    }
+
     /// Validates `values` (keyed by environment variable name) into a configuration; the error names the setting.
     public static func make(_ values: [String: String]) throws(ConfigurationError) -> GatewayConfiguration {
-        func value(_ name: String) -> String? {
-            guard let raw = values[name]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
-            return raw
-        }
+        func value(_ name: String) -> String? { setting(name, in: values) }
         func number(_ name: String, _ range: ClosedRange<Double>) throws(ConfigurationError) -> Double? {
             guard let raw = value(name) else { return nil }
             guard let parsed = Double(raw), range.contains(parsed) else {
@@ -57,10 +95,7 @@ public struct GatewayConfiguration: Sendable {
             return parsed
         }
 
-        guard let databaseURL = value("DATABASE_URL") else {
-            throw ConfigurationError(
-                setting: "DATABASE_URL", reason: "is required (e.g. postgresql://user@host:5432/db)")
-        }
+        let databaseURL = try databaseURL(values)
         guard let adminToken = value("TOKEN_GATEWAY_ADMIN_TOKEN") else {
             throw ConfigurationError(setting: "TOKEN_GATEWAY_ADMIN_TOKEN", reason: "is required")
         }
@@ -116,12 +151,7 @@ public struct GatewayConfiguration: Sendable {
         if let seconds = try number("TOKEN_GATEWAY_FORCE_REFRESH_GRACE_SECONDS", 0...300) {
             configuration.forceRefreshGraceSeconds = seconds
         }
-        if let format = value("TOKEN_GATEWAY_LOG_FORMAT") {
-            guard let parsed = LogFormat(rawValue: format) else {
-                throw ConfigurationError(setting: "TOKEN_GATEWAY_LOG_FORMAT", reason: "must be json or text")
-            }
-            configuration.logFormat = parsed
-        }
+        configuration.log = try LogSettings.make(values)
         if let threads = try integer("TOKEN_GATEWAY_THREADS", 1...256) { configuration.threads = threads }
         if let size = try integer("TOKEN_GATEWAY_DB_POOL_SIZE", 1...200) { configuration.databasePoolSize = size }
         if let limit = try integer("TOKEN_GATEWAY_MAX_CONNECTIONS", 1...100_000) {

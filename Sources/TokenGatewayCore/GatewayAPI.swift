@@ -54,77 +54,16 @@ public final class GatewayAPI: Sendable {
 
     typealias Handler = @Sendable (RequestContext) throws -> Reply
 
-    /// The router serving every route of `GatewayRoutes.table`.
+    /// The router serving every route of `GatewayRoutes.table`, each behind its credential check.
     public func makeRouter() -> Router {
         var router = Router()
-        let handlers = self.handlers()
         for route in GatewayRoutes.table {
-            guard let entry = handlers[route] else { continue }
-            let (access, handler) = entry
+            let handler = route.handler
             router.add(route.method, route.pattern) { [self] request, parameters in
-                self.serve(request, parameters, pattern: route.pattern, access: access, handler)
+                self.serve(request, parameters, pattern: route.pattern, access: route.access) { try handler(self, $0) }
             }
         }
         return router
-    }
-
-    func handlers() -> [GatewayRoutes.Route: (Access, Handler)] {
-        func r(_ method: String, _ pattern: String) -> GatewayRoutes.Route {
-            GatewayRoutes.Route(method: method, pattern: pattern)
-        }
-        return [
-            r("GET", "/healthz"): (.anyone, { _ in .now(Self.json(200) { $0.field("status", "ok") }) }),
-            r("GET", "/readyz"): (.anyone, { [self] _ in .later { await self.ready() } }),
-            r("GET", "/metrics"): (.anyone, { [self] _ in .now(self.metricsResponse()) }),
-            r("GET", "/callback"): (.anyone, { [self] context in .later { await self.callback(context) } }),
-            r("POST", "/token"): (.tenantKey, { [self] context in try self.token(context) }),
-            r("POST", "/exchange"): (.tenantKey, { [self] context in try self.exchange(context) }),
-            r("POST", "/tenants"): (.admin, { [self] context in try self.createTenant(context) }),
-            r("GET", "/tenants"): (.admin, { [self] _ in .later { try await self.listTenants() } }),
-            r("GET", "/tenants/{tenant}"): (.admin, { [self] context in .later { try await self.getTenant(context) } }),
-            r("DELETE", "/tenants/{tenant}"): (
-                .admin, { [self] context in .later { try await self.deleteTenant(context) } }
-            ),
-            r("POST", "/tenants/{tenant}/keys"): (.admin, { [self] context in try self.createKey(context) }),
-            r("GET", "/tenants/{tenant}/keys"): (
-                .admin, { [self] context in .later { try await self.listKeys(context) } }
-            ),
-            r("DELETE", "/tenants/{tenant}/keys/{key}"): (
-                .admin, { [self] context in .later { try await self.deleteKey(context) } }
-            ),
-            r("POST", "/tenants/{tenant}/clients"): (.admin, { [self] context in try self.createClient(context) }),
-            r("GET", "/tenants/{tenant}/clients"): (
-                .admin, { [self] context in .later { try await self.listClients(context) } }
-            ),
-            r("GET", "/tenants/{tenant}/clients/{client}"): (
-                .admin, { [self] context in .later { try await self.getClient(context) } }
-            ),
-            r("PATCH", "/tenants/{tenant}/clients/{client}"): (
-                .admin, { [self] context in try self.patchClient(context) }
-            ),
-            r("DELETE", "/tenants/{tenant}/clients/{client}"): (
-                .admin,
-                { [self] context in
-                    .later { try await self.deleteClient(context) }
-                }
-            ),
-            r("GET", "/tenants/{tenant}/clients/{client}/connections"): (
-                .admin,
-                { [self] context in
-                    .later { try await self.listConnections(context) }
-                }
-            ),
-            r("DELETE", "/tenants/{tenant}/clients/{client}/connections/{connection}"): (
-                .admin,
-                { [self] context in
-                    .later { try await self.deleteConnection(context) }
-                }
-            ),
-            r("POST", "/tenants/{tenant}/clients/{client}/authorize"): (
-                .admin, { [self] context in try self.authorize(context) }
-            ),
-            r("GET", "/tenants/{tenant}/audit"): (.admin, { [self] context in try self.audit(context) }),
-        ]
     }
 
     // MARK: The request pipeline

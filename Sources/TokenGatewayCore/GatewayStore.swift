@@ -336,7 +336,7 @@ public final class GatewayStore: Sendable {
                 let token = try? keyring.open(
                     sealed, for: .init(field: "refresh_token", tenant: tenant, client: client, connection: id))
             else { return nil }
-            return RevocationTarget(endpoint: loginURL.trimmingSuffix("/") + "/services/oauth2/revoke", token: token)
+            return RevocationTarget(endpoint: Client.revokeEndpoint(loginURL: loginURL), token: token)
         }
     }
 

@@ -61,7 +61,10 @@ public struct Client: Sendable, Equatable {
 
     /// Salesforce's token endpoint of this client.
     public var tokenEndpoint: String { loginURL.trimmingSuffix("/") + "/services/oauth2/token" }
-    public var revokeEndpoint: String { loginURL.trimmingSuffix("/") + "/services/oauth2/revoke" }
+    /// Salesforce's revocation endpoint under a `login_url`; static, since the store revokes with only that column.
+    public static func revokeEndpoint(loginURL: String) -> String {
+        loginURL.trimmingSuffix("/") + "/services/oauth2/revoke"
+    }
     public var authorizeEndpoint: String { loginURL.trimmingSuffix("/") + "/services/oauth2/authorize" }
 }
 

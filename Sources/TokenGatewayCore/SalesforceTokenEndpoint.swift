@@ -73,7 +73,8 @@ public enum TokenGrant: Sendable {
     }
 }
 
-/// Calls `{login_url}/services/oauth2/token` and reads the answer as SALESFORCE.md describes it.
+/// Calls `{login_url}/services/oauth2/token` and reads Salesforce's answer: a token (no `expires_in`; `issued_at` in
+/// milliseconds, a `signature` to verify) or an OAuth error, classified as `SalesforceFailure`.
 public struct SalesforceTokenEndpoint: Sendable {
     let http: HTTPClient
     let metrics: Metrics

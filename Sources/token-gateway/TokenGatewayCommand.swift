@@ -41,9 +41,7 @@ struct Settings: ParsableArguments {
             "force_refresh returns a token this fresh instead of calling Salesforce (default 5). [env: TOKEN_GATEWAY_FORCE_REFRESH_GRACE_SECONDS]"
     )
     var forceRefreshGraceSeconds: String?
-    @Option(help: "json or text (default json). [env: TOKEN_GATEWAY_LOG_FORMAT]") var logFormat: String?
-    @Option(help: "trace, debug, info, notice, warning, error (default info). [env: TOKEN_GATEWAY_LOG_LEVEL]")
-    var logLevel: String?
+    @OptionGroup var logging: LogOptions
     @Option(help: "HTTP worker threads (default: cores). [env: TOKEN_GATEWAY_THREADS]") var threads: String?
     @Option(help: "Most PostgreSQL connections (default 10). [env: TOKEN_GATEWAY_DB_POOL_SIZE]") var dbPoolSize: String?
     @Option(help: "Most simultaneous HTTP connections (default 1024). [env: TOKEN_GATEWAY_MAX_CONNECTIONS]")
@@ -82,7 +80,6 @@ struct Settings: ParsableArguments {
 
     /// Flags over environment, keyed by environment variable name.
     func values() -> [String: String] {
-        var values = ProcessInfo.processInfo.environment
         let flags: [(String, String?)] = [
             ("DATABASE_URL", databaseURL), ("TOKEN_GATEWAY_ADMIN_TOKEN", adminToken),
             ("TOKEN_GATEWAY_ENCRYPTION_KEYS", encryptionKeys), ("TOKEN_GATEWAY_LISTEN", listen),
@@ -91,7 +88,6 @@ struct Settings: ParsableArguments {
             ("TOKEN_GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS", upstreamConnectTimeoutSeconds),
             ("TOKEN_GATEWAY_MAX_BODY_BYTES", maxBodyBytes),
             ("TOKEN_GATEWAY_FORCE_REFRESH_GRACE_SECONDS", forceRefreshGraceSeconds),
-            ("TOKEN_GATEWAY_LOG_FORMAT", logFormat), ("TOKEN_GATEWAY_LOG_LEVEL", logLevel),
             ("TOKEN_GATEWAY_THREADS", threads),
             ("TOKEN_GATEWAY_DB_POOL_SIZE", dbPoolSize), ("TOKEN_GATEWAY_MAX_CONNECTIONS", maxConnections),
             ("TOKEN_GATEWAY_IDLE_TIMEOUT_SECONDS", idleTimeoutSeconds),
@@ -103,31 +99,52 @@ struct Settings: ParsableArguments {
             ("TOKEN_GATEWAY_SHUTDOWN_GRACE_SECONDS", shutdownGraceSeconds),
             ("TOKEN_GATEWAY_KEY_UPSTREAM_LIMIT_PER_MINUTE", keyUpstreamLimitPerMinute),
         ]
-        for (name, value) in flags { if let value { values[name] = value } }
-        return values
+        return environment(overriddenBy: flags + logging.flags)
     }
 
     /// Validates the settings, or prints the one line naming the bad setting and exits with status 2.
     func load() throws -> GatewayConfiguration {
-        do {
-            return try GatewayConfiguration.make(values())
-        } catch {
-            FileHandle.standardError.write(Data("token-gateway: \(error.description)\n".utf8))
-            throw ExitCode(2)
-        }
+        try validated { () throws(ConfigurationError) in try GatewayConfiguration.make(values()) }
     }
+}
 
-    func makeLogger() -> Logger {
-        let values = values()
-        let json = (values["TOKEN_GATEWAY_LOG_FORMAT"] ?? "json") != "text"
-        let level = values["TOKEN_GATEWAY_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = JSONLogHandler(label: label, json: json)
-            handler.logLevel = level
-            return handler
-        }
-        return Logger(label: "token-gateway")
+/// The log settings, shared by every command that logs.
+struct LogOptions: ParsableArguments {
+    @Option(help: "json or text (default json). [env: TOKEN_GATEWAY_LOG_FORMAT]") var logFormat: String?
+    @Option(
+        help: "trace, debug, info, notice, warning, error, critical (default info). [env: TOKEN_GATEWAY_LOG_LEVEL]")
+    var logLevel: String?
+
+    var flags: [(String, String?)] {
+        [("TOKEN_GATEWAY_LOG_FORMAT", logFormat), ("TOKEN_GATEWAY_LOG_LEVEL", logLevel)]
     }
+}
+
+/// The process environment with the given flags (keyed by environment variable name) put over it.
+func environment(overriddenBy flags: [(String, String?)]) -> [String: String] {
+    var values = ProcessInfo.processInfo.environment
+    for (name, value) in flags { if let value { values[name] = value } }
+    return values
+}
+
+/// Runs a validation; on failure prints the one line naming the bad setting and exits with status 2.
+func validated<T>(_ body: () throws(ConfigurationError) -> T) throws -> T {
+    do {
+        return try body()
+    } catch {
+        FileHandle.standardError.write(Data("token-gateway: \(error.description)\n".utf8))
+        throw ExitCode(2)
+    }
+}
+
+/// Sends every log line through the project's handler, as the validated settings say; call once per process.
+func bootstrapLogging(_ settings: GatewayConfiguration.LogSettings) -> Logger {
+    LoggingSystem.bootstrap { label in
+        var handler = JSONLogHandler(label: label, json: settings.format == .json)
+        handler.logLevel = settings.level
+        return handler
+    }
+    return Logger(label: "token-gateway")
 }
 
 struct Serve: AsyncParsableCommand {
@@ -139,7 +156,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try settings.load()
-        let logger = settings.makeLogger()
+        let logger = bootstrapLogging(configuration.log)
         let gateway: Gateway
         do {
             gateway = try await Gateway.start(configuration: configuration, logger: logger)
@@ -156,17 +173,25 @@ struct Serve: AsyncParsableCommand {
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Apply pending database migrations and exit.")
     @Option(help: "PostgreSQL connection URI. [env: DATABASE_URL]") var databaseURL: String?
+    @OptionGroup var logging: LogOptions
 
     func run() async throws {
-        guard let url = databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty else {
-            FileHandle.standardError.write(Data("token-gateway: configuration error: DATABASE_URL is required\n".utf8))
-            throw ExitCode(2)
+        let values = environment(overriddenBy: [("DATABASE_URL", databaseURL)] + logging.flags)
+        let (url, log) = try validated { () throws(ConfigurationError) in
+            (try GatewayConfiguration.databaseURL(values), try GatewayConfiguration.LogSettings.make(values))
         }
-        let logger = Settings().makeLogger()
+        let logger = bootstrapLogging(log)
         let pool = PostgresPool(configuration: PostgresConfiguration(url: url, poolSize: 2), logger: logger)
-        defer { Task { await pool.close() } }
-        let applied = try await PostgresMigrator.migrate(
-            pool: pool, migrations: GatewaySchema.migrations, logger: logger)
+        let applied: [Int]
+        do {
+            applied = try await PostgresMigrator.migrate(
+                pool: pool, migrations: GatewaySchema.migrations, logger: logger)
+        } catch {
+            logger.critical("migrations failed", metadata: ["error": "\(error)"])
+            await pool.close()
+            throw ExitCode(1)
+        }
+        await pool.close()
         logger.info(
             "migrations done",
             metadata: [
@@ -197,11 +222,18 @@ struct Rekey: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try settings.load()
-        let logger = settings.makeLogger()
+        let logger = bootstrapLogging(configuration.log)
         let pool = PostgresPool(
             configuration: PostgresConfiguration(url: configuration.databaseURL, poolSize: 2), logger: logger)
-        _ = try await PostgresMigrator.migrate(pool: pool, migrations: GatewaySchema.migrations, logger: logger)
-        let count = try await TokenGatewayCore.Rekey.run(pool: pool, keyring: configuration.keyring)
+        let count: Int
+        do {
+            _ = try await PostgresMigrator.migrate(pool: pool, migrations: GatewaySchema.migrations, logger: logger)
+            count = try await TokenGatewayCore.Rekey.run(pool: pool, keyring: configuration.keyring)
+        } catch {
+            logger.critical("rekey failed", metadata: ["error": "\(error)"])
+            await pool.close()
+            throw ExitCode(1)
+        }
         await pool.close()
         logger.info("rekey done", metadata: ["resealed": "\(count)", "key": "\(configuration.keyring.primary.id)"])
     }

@@ -5,7 +5,7 @@ import _CryptoExtras
 
 @testable import TokenGatewayCore
 
-@Suite(.enabled(if: TestEnvironment.databaseURL != nil, "needs scripts/test.sh's PostgreSQL"))
+@Suite
 struct AdminAPITests {
     @Test func tenantRoundTripAndConflict() async throws {
         try await withHarness { h in

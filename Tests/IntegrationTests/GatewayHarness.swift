@@ -3,6 +3,7 @@ import Foundation
 import HTTPClient
 import Logging
 import Postgres
+import Synchronization
 import TestSupport
 import Testing
 
@@ -60,6 +61,12 @@ final class GatewayHarness: Sendable {
         let fake = try fake ?? FakeSalesforce.start(logger: logger())
         let configuration = try GatewayConfiguration.make(settings(databaseURL: url, keys: keys, extra: extra))
         let gateway = try await Gateway.start(configuration: configuration, logger: gatewayLogger ?? logger())
+        // Gateway.start does not wait for its LISTEN connection; a test that changes something on another replica
+        // right away would otherwise race it and miss the notification.
+        guard await eventually(within: 10, { gateway.listener.isConnected }) else {
+            await gateway.shutdown()
+            throw TestSupportError("the gateway's LISTEN connection did not come up within 10 s")
+        }
         return try GatewayHarness(fake: fake, databaseURL: url, keys: keys, gateway: gateway, extra: extra)
     }
 
@@ -168,9 +175,11 @@ final class GatewayHarness: Sendable {
     }
 }
 
-/// Runs `body` with a started harness and always stops it.
-func withHarness(extra: [String: String] = [:], _ body: (GatewayHarness) async throws -> Void) async throws {
-    let harness = try await GatewayHarness.start(extra: extra)
+/// Runs `body` with a started harness (its gateway logging to `logger`, quiet by default) and always stops it.
+func withHarness(
+    extra: [String: String] = [:], logger: Logger? = nil, _ body: (GatewayHarness) async throws -> Void
+) async throws {
+    let harness = try await GatewayHarness.start(extra: extra, logger: logger)
     do {
         try await body(harness)
     } catch {
@@ -184,5 +193,22 @@ func withHarness(extra: [String: String] = [:], _ body: (GatewayHarness) async t
 enum PostgresPoolFactory {
     static func make(_ url: String) -> PostgresPool {
         PostgresPool(configuration: PostgresConfiguration(url: url, poolSize: 2), logger: GatewayHarness.logger())
+    }
+}
+
+/// Keeps the JSON lines a gateway logs, for tests that read them.
+final class LogLines: Sendable {
+    private let lines = Mutex<[String]>([])
+
+    /// Every line so far.
+    var all: [String] { lines.withLock { $0 } }
+
+    /// A logger at `level` whose lines are kept here.
+    func logger(level: Logger.Level) -> Logger {
+        var logger = Logger(label: "gateway") { label in
+            JSONLogHandler(label: label, sink: { line in self.lines.withLock { $0.append(line) } })
+        }
+        logger.logLevel = level
+        return logger
     }
 }

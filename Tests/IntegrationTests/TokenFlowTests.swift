@@ -6,7 +6,7 @@ import _CryptoExtras
 
 @testable import TokenGatewayCore
 
-@Suite(.enabled(if: TestEnvironment.databaseURL != nil, "needs scripts/test.sh's PostgreSQL"))
+@Suite
 struct TokenFlowTests {
     @Test(arguments: ["raw", "url-encoded", "redirect-url"])
     func exchangeAcceptsEachShapeOfCode(_ shape: String) async throws {

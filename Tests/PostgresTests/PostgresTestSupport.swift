@@ -53,29 +53,11 @@ func toSeconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
-/// One PostgreSQL cluster shared by the tests that do not restart the server, each in a database of its own.
-/// Uses TOKEN_GATEWAY_TEST_DATABASE_URL when the test script provides one; otherwise starts a private cluster on
-/// first use and destroys it when the test process exits.
+/// The tests that do not restart the server share TestSupport's cluster, each in a database of its own.
 enum SharedPostgres {
-    private static let cluster: Result<TemporaryPostgres, any Error> = Result {
-        let cluster = try TemporaryPostgres.start()
-        atexit { SharedPostgres.destroy() }
-        return cluster
-    }
-
-    private static func destroy() {
-        if case .success(let cluster) = cluster { cluster.destroy() }
-    }
-
     /// A URL of a new, empty database.
     static func freshDatabase(applicationName: String? = nil) async throws -> String {
-        var url = try await offPool { () -> String in
-            if TestEnvironment.databaseURL != nil { return try TestDatabase.create(prefix: "pgt") }
-            let cluster = try cluster.get()
-            let name = "pgt_\(UInt64.random(in: 0...UInt64.max) & 0xffff_ffff_ffff)"
-            try cluster.psql("CREATE DATABASE \(name)")
-            return cluster.url.replacing("/postgres?", with: "/\(name)?")
-        }
+        var url = try await TestDatabase.make(prefix: "pgt")
         if let applicationName { url += (url.contains("?") ? "&" : "?") + "application_name=\(applicationName)" }
         return url
     }

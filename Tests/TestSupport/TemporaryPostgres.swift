@@ -1,8 +1,8 @@
 import Foundation
 
-/// Facts about the test environment that `scripts/test.sh` sets up.
+/// Facts about the test environment.
 public enum TestEnvironment {
-    /// The shared throwaway PostgreSQL started by the test script (a superuser URL), if any.
+    /// The throwaway PostgreSQL started by `scripts/test.sh` (a superuser URL), if any; see `TestDatabase`.
     public static var databaseURL: String? {
         ProcessInfo.processInfo.environment["TOKEN_GATEWAY_TEST_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
     }
@@ -167,11 +167,14 @@ public final class TemporaryPostgres: @unchecked Sendable {
 
     public let directory: String
     public let port: Int
+    /// The server's `max_connections`.
+    public let maxConnections: Int
     public var url: String { "postgresql://postgres@127.0.0.1:\(port)/postgres?sslmode=disable" }
 
-    private init(directory: String, port: Int) {
+    private init(directory: String, port: Int, maxConnections: Int) {
         self.directory = directory
         self.port = port
+        self.maxConnections = maxConnections
     }
 
     private static var runsAsRoot: Bool { geteuid() == 0 }
@@ -191,7 +194,7 @@ public final class TemporaryPostgres: @unchecked Sendable {
     }
 
     /// Initialises and starts a new cluster on a free port of 127.0.0.1.
-    public static func start() throws -> TemporaryPostgres {
+    public static func start(maxConnections: Int = 200) throws -> TemporaryPostgres {
         let template = "/tmp/tgw-pg-XXXXXX"
         var bytes = Array(template.utf8CString)
         guard let made = mkdtemp(&bytes) else { throw TestSupportError("mkdtemp failed") }
@@ -200,7 +203,7 @@ public final class TemporaryPostgres: @unchecked Sendable {
             _ = try runProgram("/bin/chown", ["postgres:postgres", directory])
         }
         chmod(directory, 0o700)
-        let cluster = TemporaryPostgres(directory: directory, port: try freeLocalPort())
+        let cluster = TemporaryPostgres(directory: directory, port: try freeLocalPort(), maxConnections: maxConnections)
         _ = try asPostgres(
             binDirectory + "/initdb",
             ["-D", directory + "/data", "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "-N"],
@@ -215,7 +218,8 @@ public final class TemporaryPostgres: @unchecked Sendable {
             Self.binDirectory + "/pg_ctl",
             [
                 "-D", directory + "/data", "-l", directory + "/log", "-w", "-t", "30", "-o",
-                "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+                "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off"
+                    + " -c max_connections=\(maxConnections)",
                 "start",
             ], timeout: 45)
     }
@@ -255,24 +259,6 @@ public final class TemporaryPostgres: @unchecked Sendable {
     }
 }
 
-/// A fresh database in the shared test cluster, so parallel tests never see each other's rows.
-public enum TestDatabase {
-    /// Creates an empty database and returns its URL; throws when no test cluster is configured.
-    public static func create(prefix: String = "t") throws -> String {
-        guard let base = TestEnvironment.databaseURL else {
-            throw TestSupportError("TOKEN_GATEWAY_TEST_DATABASE_URL is not set: run the tests with scripts/test.sh")
-        }
-        let name = "\(prefix)_\(UInt64.random(in: 0...UInt64.max) & 0xffff_ffff_ffff)"
-        try TemporaryPostgres.psql(url: base, "CREATE DATABASE \(name)")
-        guard let range = base.range(of: "/postgres?", options: .backwards) else {
-            throw TestSupportError("unexpected test URL shape")
-        }
-        var url = base
-        url.replaceSubrange(range, with: "/\(name)?")
-        return url
-    }
-}
-
 /// Polls `condition` every 10 ms until it holds or `seconds` pass; returns whether it held.
 public func eventually(within seconds: Double, _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = Date().addingTimeInterval(seconds)
@@ -288,12 +274,5 @@ public func eventually(within seconds: Double, _ condition: () async throws -> B
 public func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
         Thread { continuation.resume(with: Result(catching: body)) }.start()
-    }
-}
-
-extension TestDatabase {
-    /// `create(prefix:)` off the cooperative pool.
-    public static func make(prefix: String = "t") async throws -> String {
-        try await offPool { try create(prefix: prefix) }
     }
 }

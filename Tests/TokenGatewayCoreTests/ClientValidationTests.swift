@@ -111,6 +111,20 @@ import _CryptoExtras
                 existing, body: try Self.body(#"{"grant_type":"jwt_bearer"}"#), allowList: Self.allow)
         }
     }
+
+    @Test func salesforceEndpointsSitUnderTheLoginURLWithOrWithoutATrailingSlash() throws {
+        let json = Self.authCode.replacingOccurrences(
+            of: #""grant_type""#, with: #""login_url":"https://acme.my.salesforce.com/","grant_type""#)
+        let client = try ClientValidation.create(tenant: "t", body: try Self.body(json), allowList: Self.allow)
+        #expect(client.tokenEndpoint == "https://acme.my.salesforce.com/services/oauth2/token")
+        #expect(client.authorizeEndpoint == "https://acme.my.salesforce.com/services/oauth2/authorize")
+        // What the store revokes at, from the login_url column alone.
+        #expect(
+            Client.revokeEndpoint(loginURL: client.loginURL) == "https://acme.my.salesforce.com/services/oauth2/revoke")
+        #expect(
+            Client.revokeEndpoint(loginURL: "https://test.salesforce.com")
+                == "https://test.salesforce.com/services/oauth2/revoke")
+    }
 }
 
 @Suite struct RequestBodyTests {

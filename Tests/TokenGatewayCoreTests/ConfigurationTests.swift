@@ -61,6 +61,23 @@ import Testing
         #expect(error(["TOKEN_GATEWAY_LOG_FORMAT": "xml"])?.setting == "TOKEN_GATEWAY_LOG_FORMAT")
     }
 
+    @Test func logSettingsAreValidatedWithTheRestAndKeptInTheConfiguration() throws {
+        #expect(try GatewayConfiguration.make(Self.valid).log == GatewayConfiguration.LogSettings())
+        var values = Self.valid
+        values["TOKEN_GATEWAY_LOG_FORMAT"] = "text"
+        values["TOKEN_GATEWAY_LOG_LEVEL"] = " debug "
+        let log = try GatewayConfiguration.make(values).log
+        #expect(log.format == .text && log.level == .debug)
+        let loud = error(["TOKEN_GATEWAY_LOG_LEVEL": "loud"])
+        #expect(loud?.setting == "TOKEN_GATEWAY_LOG_LEVEL")
+        #expect(loud?.description.contains("trace, debug, info, notice, warning, error, critical") == true)
+        // `migrate` validates only the database URL and these, the same way.
+        #expect(throws: ConfigurationError.self) {
+            try GatewayConfiguration.LogSettings.make(["TOKEN_GATEWAY_LOG_LEVEL": "INFO"])
+        }
+        #expect(throws: ConfigurationError.self) { try GatewayConfiguration.databaseURL(["DATABASE_URL": " "]) }
+    }
+
     @Test func defaultAllowListHoldsOnlySalesforceHTTPS() throws {
         let list = UpstreamAllowList.salesforceDefault
         #expect(list.allows(try #require(ParsedURL("https://login.salesforce.com"))))

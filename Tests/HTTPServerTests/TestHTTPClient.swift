@@ -126,6 +126,35 @@ final class RawConnection: @unchecked Sendable {
         (try? readMore()) == false
     }
 
+    /// True when the server has already closed the connection (end of stream or reset waiting); never blocks.
+    func isClosedNow() -> Bool {
+        var polled = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&polled, 1, 0) > 0 else { return false }
+        var byte: UInt8 = 0
+        let count = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        return count == 0 || (count < 0 && errno != EAGAIN)
+    }
+
+    /// Reads until the server closes the connection or the socket timeout passes; returns the bytes read and
+    /// whether the connection was closed (false: the read timed out with the connection still open).
+    func readUntilClosed() -> (bytes: [UInt8], closed: Bool) {
+        var closed = false
+        while true {
+            do {
+                if try !readMore() {
+                    closed = true
+                    break
+                }
+            } catch {
+                // A reset counts as closed; a timeout leaves the connection open.
+                closed = (error as? ClientError)?.description != "timed out reading"
+                break
+            }
+        }
+        defer { buffer = [] }
+        return (buffer, closed)
+    }
+
     private func fill(until done: ([UInt8]) -> Bool) throws {
         while !done(buffer) {
             guard try readMore() else { throw ClientError("connection closed by the server") }

@@ -44,17 +44,9 @@ struct FramingCase: Sendable, CustomTestStringConvertible {
 func parseResponses(_ bytes: [UInt8]) -> [WireResponse] {
     var rest = bytes[...]
     var responses: [WireResponse] = []
-    while let headEnd = rest.firstRange(of: [13, 10, 13, 10]) {
-        let lines = String(decoding: rest[..<headEnd.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
-        let parts = lines[0].split(separator: " ")
-        guard parts.count >= 2, let status = Int(parts[1]) else { break }
-        var headers: [(String, String)] = []
-        for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            headers.append(
-                (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
-        }
-        var response = WireResponse(status: status, headers: headers, body: [])
+    while let headEnd = rest.firstRange(of: [13, 10, 13, 10]),
+        var response = try? WireResponse(head: rest[..<headEnd.lowerBound])
+    {
         let length = Int(response.header("Content-Length") ?? "0") ?? 0
         let bodyEnd = min(rest.endIndex, headEnd.upperBound + length)
         response.body = Array(rest[headEnd.upperBound..<bodyEnd])

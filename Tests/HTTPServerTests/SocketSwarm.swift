@@ -15,22 +15,7 @@ final class SocketSwarm: @unchecked Sendable {
         closedAt = []
         sockets.reserveCapacity(count)
         for _ in 0..<count {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard fd >= 0 else { throw ClientError("socket() failed: errno \(errno)") }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = UInt16(port).bigEndian
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let result = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-            guard result == 0 else {
-                let code = errno
-                close(fd)
-                throw ClientError("connect #\(sockets.count) failed: errno \(code)")
-            }
+            let fd = try connectLoopback(port: port)
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             sockets.append(fd)
             closedAt.append(nil)

@@ -10,12 +10,14 @@ func loopbackConfiguration(_ change: (inout HTTPServerConfiguration) -> Void = {
     return configuration
 }
 
-/// Waits (bounded) until the server counts at least `count` open connections.
-func waitForOpenConnections(_ server: HTTPServer, atLeast count: Int) async throws {
+/// Waits (bounded) until the server's count of open connections satisfies `done`; true when it did.
+@discardableResult
+func waitForOpenConnections(_ server: HTTPServer, _ done: (Int) -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + .seconds(5)
-    while server.openConnectionCount < count && ContinuousClock.now < deadline {
+    while !done(server.openConnectionCount) && ContinuousClock.now < deadline {
         try await Task.sleep(for: .milliseconds(10))
     }
+    return done(server.openConnectionCount)
 }
 
 /// Slow, silent and idle clients against a real server (issue 10: connection exhaustion).
@@ -63,6 +65,9 @@ struct ConnectionLimitTests {
             #expect(probes.count >= 20)
             #expect(probes.allSatisfy { $0.status == 200 })
             #expect(slowest < .seconds(1))
+            // Every cut connection was closed and forgotten, and its request context released.
+            #expect(try await waitForNoActiveRequests(server) == 0)
+            #expect(try await waitForOpenConnections(server) { $0 == 0 })
         }
     }
 
@@ -72,7 +77,7 @@ struct ConnectionLimitTests {
         try await withServer(configuration: loopbackConfiguration()) { server in
             let port = server.port
             let swarm = try await onThread { try SocketSwarm(count: silentCount, port: port) }
-            try await waitForOpenConnections(server, atLeast: silentCount)
+            try await waitForOpenConnections(server) { $0 >= silentCount }
             let probes = try await onThread { (0..<5).map { _ in probeHealth(port: port) } }
             try await onThread { swarm.collectClosures(waiting: .milliseconds(100)) }
             print(
@@ -90,9 +95,9 @@ struct ConnectionLimitTests {
             // The oldest connection is busy (its answer is deferred): it must not be the one shed.
             let busy = try RawConnection(port: port)
             try busy.write("GET", "/sleep/1500")
-            try await waitForOpenConnections(server, atLeast: 1)
+            try await waitForOpenConnections(server) { $0 >= 1 }
             let idle = try await onThread { try SocketSwarm(count: 19, port: port, pause: .milliseconds(5)) }
-            try await waitForOpenConnections(server, atLeast: 20)
+            try await waitForOpenConnections(server) { $0 >= 20 }
             // The first newcomer keeps its connection (now idle, but the most recent to wait).
             let clock = ContinuousClock()
             let start = clock.now

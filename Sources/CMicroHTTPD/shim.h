@@ -29,6 +29,13 @@ static inline struct MHD_OptionItem tgw_mhd_option_uri_log(
     return item;
 }
 
+// Typed MHD_OPTION_NOTIFY_CONNECTION item (function pointer in `value`, see above): told when a TCP connection
+// opens and, before libmicrohttpd closes its socket, when it closes.
+static inline struct MHD_OptionItem tgw_mhd_option_notify_connection(MHD_NotifyConnectionCallback callback, void *cls) {
+    struct MHD_OptionItem item = {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)callback, cls};
+    return item;
+}
+
 // Typed MHD_OPTION_EXTERNAL_LOGGER item (function pointer in `value`, see above).
 static inline struct MHD_OptionItem tgw_mhd_option_logger(MHD_LogCallback callback, void *cls) {
     struct MHD_OptionItem item = {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)callback, cls};
@@ -45,6 +52,18 @@ static inline uint16_t tgw_mhd_bound_port(struct MHD_Daemon *daemon) {
 static inline const struct sockaddr *tgw_mhd_client_address(struct MHD_Connection *connection) {
     const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     return info == NULL ? NULL : info->client_addr;
+}
+
+// MHD_get_connection_info is variadic: typed query of the connection's socket; -1 if unknown.
+static inline int tgw_mhd_connection_socket(struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return info == NULL ? -1 : info->connect_fd;
+}
+
+// MHD_get_connection_info is variadic: typed query of the per-socket pointer set when the connection opened.
+static inline void *tgw_mhd_socket_context(struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info == NULL ? NULL : info->socket_context;
 }
 
 // The flags are C enum constants; plain unsigned values are simpler to combine in Swift than imported structs.

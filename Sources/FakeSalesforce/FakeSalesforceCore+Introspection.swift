@@ -1,6 +1,6 @@
 import Foundation
 
-/// `POST /services/oauth2/introspect`, as SALESFORCE.md describes it (RFC 7662 in Salesforce's shape).
+/// `POST /services/oauth2/introspect`, as Salesforce documents it (RFC 7662 in Salesforce's shape).
 ///
 /// What the fake models:
 /// - A form with `token`, `token_type_hint`, `client_id` and `client_secret` (or the client as HTTP Basic).

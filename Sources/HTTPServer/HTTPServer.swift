@@ -28,7 +28,13 @@ public final class HTTPServer: Sendable {
     public init(configuration: HTTPServerConfiguration, handler: some HTTPHandler, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
-        self.core = ServerCore(handler: handler, logger: logger, maxBodyBytes: configuration.maxBodyBytes)
+        let watchdog = ConnectionWatchdog(
+            timeouts: ConnectionDeadlines.Timeouts(
+                header: .seconds(configuration.headerTimeoutSeconds),
+                idle: .seconds(configuration.connectionTimeoutSeconds)),
+            limit: configuration.maxConnections, logger: logger)
+        self.core = ServerCore(
+            handler: handler, logger: logger, maxBodyBytes: configuration.maxBodyBytes, watchdog: watchdog)
     }
 
     /// The bound port once `start()` has returned (the chosen one when the configuration says 0).
@@ -37,11 +43,18 @@ public final class HTTPServer: Sendable {
     /// Requests that have started and not yet completed (for tests and metrics).
     var activeRequestCount: Int { core.activeRequests.load(ordering: .relaxed) }
 
+    /// TCP connections open now (for tests).
+    var openConnectionCount: Int { core.watchdog.openCount }
+
     /// Binds the configured address and starts serving on libmicrohttpd's worker threads.
     public func start() throws {
         try lifecycle.withLock { state in
             guard case .idle = state else { throw HTTPServerError("start", "the server was already started") }
             let daemon = try startDaemon()
+            do { try core.watchdog.start() } catch {
+                daemon.stop()
+                throw error
+            }
             boundPort.store(Int(tgw_mhd_bound_port(daemon.pointer)), ordering: .releasing)
             state = .running(daemon)
         }
@@ -100,16 +113,35 @@ public final class HTTPServer: Sendable {
         }
     }
 
+    /// The connections that fit the process's open-file limit (raised to its hard limit if need be), handed to
+    /// the watchdog; a warning when that is fewer than configured.
+    private func connectionBudget() -> ConnectionBudget {
+        let wanted = ConnectionBudget(maxConnections: configuration.maxConnections, openFileLimit: .max)
+        let budget = ConnectionBudget(
+            maxConnections: configuration.maxConnections,
+            openFileLimit: OpenFileLimit.raise(toFit: wanted.hardCap + ConnectionBudget.reserved))
+        if budget.kept < configuration.maxConnections {
+            logger.warning(
+                "connection limit lowered to fit the open-file limit (raise `ulimit -n`)",
+                metadata: ["configured": "\(configuration.maxConnections)", "kept": "\(budget.kept)"])
+        }
+        core.watchdog.setLimit(budget.kept)
+        return budget
+    }
+
     private func startDaemon() throws -> Daemon {
         let configuration = self.configuration
         guard (0...65535).contains(configuration.port) else {
             throw HTTPServerError("start", "port \(configuration.port) is not in 0...65535")
         }
         guard configuration.threads >= 1, configuration.maxConnections >= 1,
-            configuration.connectionTimeoutSeconds >= 0, configuration.maxBodyBytes >= 0
+            configuration.connectionTimeoutSeconds >= 1, configuration.headerTimeoutSeconds >= 1,
+            configuration.maxBodyBytes >= 0
         else {
-            throw HTTPServerError("start", "threads and maxConnections must be positive, the others not negative")
+            throw HTTPServerError(
+                "start", "threads, maxConnections and the timeouts must be positive, maxBodyBytes not negative")
         }
+        let budget = connectionBudget()
         var address = sockaddr_storage()
         let isIPv6: Bool
         var ipv4 = sockaddr_in()
@@ -140,13 +172,14 @@ public final class HTTPServer: Sendable {
             // The logger goes first: libmicrohttpd reports options given before it through its default logger.
             var options: [MHD_OptionItem] = [
                 tgw_mhd_option_logger(ServerCore.daemonLog, cls),
-                MHD_OptionItem(
-                    option: .CONNECTION_LIMIT, value: configuration.maxConnections, ptr_value: nil),
+                MHD_OptionItem(option: .CONNECTION_LIMIT, value: budget.hardCap, ptr_value: nil),
+                MHD_OptionItem(option: .LISTEN_BACKLOG_SIZE, value: budget.listenBacklog, ptr_value: nil),
                 MHD_OptionItem(
                     option: .CONNECTION_TIMEOUT, value: configuration.connectionTimeoutSeconds,
                     ptr_value: nil),
                 MHD_OptionItem(option: .SOCK_ADDR, value: 0, ptr_value: UnsafeMutableRawPointer(addressPointer)),
                 tgw_mhd_option_notify_completed(ServerCore.requestCompleted, cls),
+                tgw_mhd_option_notify_connection(ServerCore.notifyConnection, cls),
                 tgw_mhd_option_uri_log(ServerCore.uriLog, cls),
             ]
             if configuration.threads > 1 {
@@ -195,13 +228,14 @@ private final class Daemon: @unchecked Sendable {
         }
     }
 
-    /// MHD_stop_daemon, then closes the socket quiesce handed over. The caller has resumed every suspended
-    /// connection first (`ServerCore.failSuspended`): MHD_stop_daemon aborts the process otherwise.
+    /// MHD_stop_daemon, then stops the watchdog and closes the socket quiesce handed over. The caller has resumed
+    /// every suspended connection first (`ServerCore.failSuspended`): MHD_stop_daemon aborts the process otherwise.
     func stop() {
         state.withLock { state in
             guard !state.stopped else { return }
             state.stopped = true
             MHD_stop_daemon(pointer)
+            core.watchdog.stop()
             if state.listenSocket >= 0 {
                 close(state.listenSocket)
                 state.listenSocket = -1

@@ -12,17 +12,23 @@ public struct HTTPServerConfiguration: Sendable {
     public var port: Int = 8080
     /// Worker threads of libmicrohttpd's pool; defaults to the number of online cores.
     public var threads: Int = HTTPServerConfiguration.onlineCores
-    /// Most connections open at once; more are closed at accept.
-    public var maxConnections: Int = 1024
-    /// Seconds an idle (keep-alive) connection stays open.
+    /// Most connections kept open at once. At the limit a new client is still let in: the connections that have
+    /// waited longest for a request are closed instead (busy ones never are). Lowered at start, with a warning,
+    /// when the process's open-file limit (raised to its hard limit if need be) cannot hold that many.
+    public var maxConnections: Int = 10_000
+    /// Seconds an idle (keep-alive) connection stays open after an answer, however it dribbles bytes.
     public var connectionTimeoutSeconds: Int = 60
     /// Largest body read into memory; past it `HTTPRequest.bodyTooLarge` is set and the rest discarded.
     public var maxBodyBytes: Int = 65536
+    /// Seconds a request has for its request line and headers (from the connection's start, or on a kept-alive
+    /// connection from its request line); past them the connection is closed.
+    public var headerTimeoutSeconds: Int = 10
 
     /// Creates a configuration; every argument has the default documented on its property.
     public init(
         host: String = "0.0.0.0", port: Int = 8080, threads: Int = HTTPServerConfiguration.onlineCores,
-        maxConnections: Int = 1024, connectionTimeoutSeconds: Int = 60, maxBodyBytes: Int = 65536
+        maxConnections: Int = 10_000, connectionTimeoutSeconds: Int = 60, maxBodyBytes: Int = 65536,
+        headerTimeoutSeconds: Int = 10
     ) {
         self.host = host
         self.port = port
@@ -30,6 +36,7 @@ public struct HTTPServerConfiguration: Sendable {
         self.maxConnections = maxConnections
         self.connectionTimeoutSeconds = connectionTimeoutSeconds
         self.maxBodyBytes = maxBodyBytes
+        self.headerTimeoutSeconds = headerTimeoutSeconds
     }
 
     /// The number of online CPU cores (at least 1).

@@ -26,6 +26,8 @@ final class RequestContext: Sendable {
 
     struct State {
         var phase: Phase = .new
+        /// Collected on the first handler call, when the headers are complete.
+        var headers = HTTPHeaders()
         var body: [UInt8] = []
         var bodyTooLarge = false
         var requestID = ""

@@ -20,6 +20,8 @@ final class ServerCore: Sendable {
     let handler: any HTTPHandler
     let logger: Logger
     let maxBodyBytes: Int
+    /// Deadlines and the connection limit of every open connection.
+    let watchdog: ConnectionWatchdog
     /// Requests between the URI-log callback and the completed callback (leak check and drain wait).
     let activeRequests = Atomic<Int>(0)
     /// Set when shutdown starts: responses carry `Connection: close` so keep-alive clients go away.
@@ -28,10 +30,11 @@ final class ServerCore: Sendable {
     /// The last message libmicrohttpd logged, to explain a failed start.
     let lastDaemonMessage = Mutex<String?>(nil)
 
-    init(handler: any HTTPHandler, logger: Logger, maxBodyBytes: Int) {
+    init(handler: any HTTPHandler, logger: Logger, maxBodyBytes: Int, watchdog: ConnectionWatchdog) {
         self.handler = handler
         self.logger = logger
         self.maxBodyBytes = maxBodyBytes
+        self.watchdog = watchdog
     }
 
     // MARK: - C callbacks (static members: a top-level closure in main.swift would be @MainActor)
@@ -50,10 +53,11 @@ final class ServerCore: Sendable {
     /// URI-log callback: the first sight of a request, with its raw target; returns the new `*con_cls`.
     static let uriLog:
         @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, OpaquePointer?) ->
-            UnsafeMutableRawPointer? = { cls, uri, _ in
+            UnsafeMutableRawPointer? = { cls, uri, connection in
                 guard let cls else { return nil }
                 // Unmanaged: see accessHandler.
                 let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
+                watched(connection)?.deadlines.withLock { $0.requestLineArrived(at: .now) }
                 let context = RequestContext(target: uri.map { String(cString: $0) } ?? "/")
                 core.activeRequests.add(1, ordering: .relaxed)
                 // Unmanaged: the +1 is owned by libmicrohttpd's `*con_cls` and given back in `requestCompleted`.
@@ -61,9 +65,10 @@ final class ServerCore: Sendable {
             }
 
     /// MHD_RequestCompletedCallback: releases the context whatever way the request ended.
-    static let requestCompleted: MHD_RequestCompletedCallback = { cls, _, conCls, termination in
+    static let requestCompleted: MHD_RequestCompletedCallback = { cls, connection, conCls, termination in
         guard let cls, let conCls, let raw = conCls.pointee else { return }
         conCls.pointee = nil
+        watched(connection)?.deadlines.withLock { $0.requestCompleted(at: .now) }
         // Unmanaged: see accessHandler; `raw` is the +1 taken in uriLog (or access), released exactly here.
         let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
         let context = Unmanaged<RequestContext>.fromOpaque(raw).takeRetainedValue()
@@ -122,15 +127,15 @@ final class ServerCore: Sendable {
 
         enum Step {
             case wait
+            case begin
             case dispatch(body: [UInt8], tooLarge: Bool)
             case queue(HTTPResponse, requestID: String)
         }
         let step: Step = context.state.withLock { state in
             switch state.phase {
             case .new:
-                // Headers only: answering now would cost keep-alive, so wait for the final call.
                 state.phase = .receiving
-                return .wait
+                return .begin
             case .receiving:
                 let body = state.body
                 state.body = []
@@ -146,6 +151,8 @@ final class ServerCore: Sendable {
         switch step {
         case .wait:
             return .YES
+        case .begin:
+            return begin(context, on: connection)
         case .queue(let response, let requestID):
             return queue(response, requestID: requestID, on: connection)
         case .dispatch(let body, let tooLarge):
@@ -216,11 +223,7 @@ final class ServerCore: Sendable {
         connection: OpaquePointer, context: RequestContext, method: UnsafePointer<CChar>?, body: [UInt8],
         tooLarge: Bool
     ) -> HTTPRequest {
-        var headers = HTTPHeaders()
-        withUnsafeMutablePointer(to: &headers) { pointer in
-            // The count it returns is -1 only for a NULL connection, which cannot reach here.
-            _ = MHD_get_connection_values_n(connection, .HEADER_KIND, Self.headerIterator, pointer)
-        }
+        let headers = context.state.withLock(\.headers)
         let target = context.target
         let path: String
         let query: String
@@ -237,6 +240,16 @@ final class ServerCore: Sendable {
         request.bodyTooLarge = tooLarge
         request.remoteAddress = Self.formatAddress(tgw_mhd_client_address(connection))
         return request
+    }
+
+    /// The request headers of `connection`, in the order received.
+    static func headers(of connection: OpaquePointer) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        withUnsafeMutablePointer(to: &headers) { pointer in
+            // The count it returns is -1 only for a NULL connection, which cannot reach here.
+            _ = MHD_get_connection_values_n(connection, .HEADER_KIND, Self.headerIterator, pointer)
+        }
+        return headers
     }
 
     /// MHD_KeyValueIteratorN collecting request headers into the `HTTPHeaders` behind `cls`.
@@ -274,7 +287,7 @@ final class ServerCore: Sendable {
     }
 
     /// Queues `response`; if libmicrohttpd refuses it (bad status or header), logs and queues a 500 instead.
-    private func queue(_ response: HTTPResponse, requestID: String, on connection: OpaquePointer) -> MHD_Result {
+    func queue(_ response: HTTPResponse, requestID: String, on connection: OpaquePointer) -> MHD_Result {
         do {
             try send(response, requestID: requestID, on: connection)
             return .YES
@@ -313,6 +326,11 @@ final class ServerCore: Sendable {
             try check(MHD_add_response_header(mhdResponse, name, value), "add header \(name)")
         }
         try check(MHD_add_response_header(mhdResponse, "X-Request-Id", requestID), "add header X-Request-Id")
+        if !response.headers.contains("X-Content-Type-Options") {
+            try check(
+                MHD_add_response_header(mhdResponse, "X-Content-Type-Options", "nosniff"),
+                "add header X-Content-Type-Options")
+        }
         if draining.load(ordering: .relaxed) && response.headers["Connection"] == nil {
             try check(MHD_add_response_header(mhdResponse, "Connection", "close"), "add header Connection")
         }

@@ -17,8 +17,9 @@ public struct GatewayConfiguration: Sendable {
     public var log = LogSettings()
     public var threads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
     public var databasePoolSize: Int = 10
-    public var maxConnections: Int = 1024
+    public var maxConnections: Int = 10_000
     public var idleTimeoutSeconds: Int = 60
+    public var headerTimeoutSeconds: Int = 10
     public var shutdownGraceSeconds: Double = 10
     public var keyUpstreamLimitPerMinute: Int = 120
     /// Most concurrent Salesforce calls per client on one replica.
@@ -159,6 +160,9 @@ public struct GatewayConfiguration: Sendable {
         }
         if let seconds = try integer("TOKEN_GATEWAY_IDLE_TIMEOUT_SECONDS", 1...3600) {
             configuration.idleTimeoutSeconds = seconds
+        }
+        if let seconds = try integer("TOKEN_GATEWAY_HEADER_TIMEOUT_SECONDS", 1...3600) {
+            configuration.headerTimeoutSeconds = seconds
         }
         if let seconds = try number("TOKEN_GATEWAY_SHUTDOWN_GRACE_SECONDS", 0...600) {
             configuration.shutdownGraceSeconds = seconds

@@ -112,7 +112,7 @@ public final class Gateway: Sendable {
                 host: configuration.listenHost, port: configuration.listenPort, threads: configuration.threads,
                 maxConnections: configuration.maxConnections,
                 connectionTimeoutSeconds: configuration.idleTimeoutSeconds,
-                maxBodyBytes: configuration.maxBodyBytes),
+                maxBodyBytes: configuration.maxBodyBytes, headerTimeoutSeconds: configuration.headerTimeoutSeconds),
             handler: api.makeRouter(), logger: logger)
     }
 

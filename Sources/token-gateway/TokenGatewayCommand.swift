@@ -44,10 +44,16 @@ struct Settings: ParsableArguments {
     @OptionGroup var logging: LogOptions
     @Option(help: "HTTP worker threads (default: cores). [env: TOKEN_GATEWAY_THREADS]") var threads: String?
     @Option(help: "Most PostgreSQL connections (default 10). [env: TOKEN_GATEWAY_DB_POOL_SIZE]") var dbPoolSize: String?
-    @Option(help: "Most simultaneous HTTP connections (default 1024). [env: TOKEN_GATEWAY_MAX_CONNECTIONS]")
+    @Option(
+        help:
+            "Most open HTTP connections; past it the longest idle are closed (default 10000). [env: TOKEN_GATEWAY_MAX_CONNECTIONS]"
+    )
     var maxConnections: String?
     @Option(help: "Idle keep-alive timeout (default 60). [env: TOKEN_GATEWAY_IDLE_TIMEOUT_SECONDS]")
     var idleTimeoutSeconds: String?
+    @Option(
+        help: "Time for a request line and headers (default 10). [env: TOKEN_GATEWAY_HEADER_TIMEOUT_SECONDS]")
+    var headerTimeoutSeconds: String?
     @Option(help: "Grace for in-flight requests on SIGTERM (default 10). [env: TOKEN_GATEWAY_SHUTDOWN_GRACE_SECONDS]")
     var shutdownGraceSeconds: String?
     @Option(
@@ -96,6 +102,7 @@ struct Settings: ParsableArguments {
             ("TOKEN_GATEWAY_REFRESH_AHEAD_SECONDS", refreshAheadSeconds),
             ("TOKEN_GATEWAY_KEEPALIVE_SECONDS", keepaliveSeconds),
             ("TOKEN_GATEWAY_BACKGROUND_CONCURRENCY", backgroundConcurrency),
+            ("TOKEN_GATEWAY_HEADER_TIMEOUT_SECONDS", headerTimeoutSeconds),
             ("TOKEN_GATEWAY_SHUTDOWN_GRACE_SECONDS", shutdownGraceSeconds),
             ("TOKEN_GATEWAY_KEY_UPSTREAM_LIMIT_PER_MINUTE", keyUpstreamLimitPerMinute),
         ]

@@ -48,16 +48,22 @@ func testRouter() -> Router {
     }
     router.add("GET", "/bad-status") { _, _ in .response(HTTPResponse(status: 42)) }
     router.add("DELETE", "/empty") { _, _ in .response(HTTPResponse(status: 204)) }
+    router.add("GET", "/healthz") { _, _ in .response(.json(status: 200, Array("{\"status\":\"ok\"}".utf8))) }
+    router.add("GET", "/method") { request, _ in
+        .response(HTTPResponse(status: 200, headers: ["X-Method": request.method], body: Array("seen".utf8)))
+    }
     return router
 }
 
 /// Starts a server on 127.0.0.1:0, runs `body`, and always shuts the server down.
 func withServer(
     threads: Int = 2, maxBodyBytes: Int = 65536, handler: some HTTPHandler = testRouter(),
-    _ body: (HTTPServer) async throws -> Void
+    configuration custom: HTTPServerConfiguration? = nil, _ body: (HTTPServer) async throws -> Void
 ) async throws {
-    let configuration = HTTPServerConfiguration(
-        host: "127.0.0.1", port: 0, threads: threads, connectionTimeoutSeconds: 10, maxBodyBytes: maxBodyBytes)
+    let configuration =
+        custom
+        ?? HTTPServerConfiguration(
+            host: "127.0.0.1", port: 0, threads: threads, connectionTimeoutSeconds: 10, maxBodyBytes: maxBodyBytes)
     let server = HTTPServer(configuration: configuration, handler: handler, logger: quietLogger)
     try server.start()
     do {
@@ -233,6 +239,7 @@ struct HTTPServerTests {
             #expect(response.status == 503)
             #expect(response.json?["error"] as? String == "unavailable")
             #expect(response.header("X-Request-Id") == "stuck-\(index)")
+            #expect(response.header("X-Content-Type-Options") == "nosniff")
         }
         #expect(server.activeRequestCount == 0)
     }

@@ -64,8 +64,9 @@ struct HTTPValueTests {
         #expect(configuration.host == "0.0.0.0")
         #expect(configuration.port == 8080)
         #expect(configuration.threads == HTTPServerConfiguration.onlineCores)
-        #expect(configuration.maxConnections == 1024)
+        #expect(configuration.maxConnections == 10_000)
         #expect(configuration.connectionTimeoutSeconds == 60)
+        #expect(configuration.headerTimeoutSeconds == 10)
         #expect(configuration.maxBodyBytes == 65536)
     }
 }

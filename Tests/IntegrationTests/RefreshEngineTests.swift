@@ -9,7 +9,7 @@ import Testing
 
 /// The refresh engine against real PostgreSQL and the fake over HTTP, with two replicas: no database connection is
 /// held while Salesforce is called, a sick org costs only its own requests, leases of dead replicas are taken over.
-@Suite(.enabled(if: TestEnvironment.databaseURL != nil, "needs scripts/test.sh's PostgreSQL"))
+@Suite
 struct RefreshEngineTests {
     /// Registers an authorization-code app and client `id` and authorizes `connections` connections of it.
     static func authorizedClient(

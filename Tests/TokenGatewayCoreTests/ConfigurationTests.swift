@@ -78,6 +78,19 @@ import Testing
         #expect(throws: ConfigurationError.self) { try GatewayConfiguration.databaseURL(["DATABASE_URL": " "]) }
     }
 
+    @Test func headerTimeoutAndConnectionLimitHaveDefaultsAndAreValidated() throws {
+        let defaults = try GatewayConfiguration.make(Self.valid)
+        #expect(defaults.headerTimeoutSeconds == 10)
+        #expect(defaults.maxConnections == 10_000)
+        var values = Self.valid
+        values["TOKEN_GATEWAY_HEADER_TIMEOUT_SECONDS"] = "3"
+        #expect(try GatewayConfiguration.make(values).headerTimeoutSeconds == 3)
+        for bad in ["0", "soon", "3601"] {
+            let failure = error(["TOKEN_GATEWAY_HEADER_TIMEOUT_SECONDS": bad])
+            #expect(failure?.setting == "TOKEN_GATEWAY_HEADER_TIMEOUT_SECONDS")
+        }
+    }
+
     @Test func defaultAllowListHoldsOnlySalesforceHTTPS() throws {
         let list = UpstreamAllowList.salesforceDefault
         #expect(list.allows(try #require(ParsedURL("https://login.salesforce.com"))))

@@ -54,10 +54,11 @@ public struct GatewayConfiguration: Sendable {
         guard let adminToken = value("TOKEN_GATEWAY_ADMIN_TOKEN") else {
             throw ConfigurationError(setting: "TOKEN_GATEWAY_ADMIN_TOKEN", reason: "is required")
         }
-        guard adminToken.count >= 32 else {
+        guard adminToken.count >= 32, Set(adminToken).count >= 12 else {
             throw ConfigurationError(
                 setting: "TOKEN_GATEWAY_ADMIN_TOKEN",
-                reason: "is too weak: use at least 32 characters (e.g. `openssl rand -hex 32`)")
+                reason: "is too weak: use at least 32 characters, at least 12 of them different"
+                    + " (e.g. `openssl rand -hex 32`)")
         }
         guard let keys = value("TOKEN_GATEWAY_ENCRYPTION_KEYS") else {
             throw ConfigurationError(

@@ -43,7 +43,14 @@ struct CommandTests {
             (
                 [
                     "DATABASE_URL": "postgresql://x@127.0.0.1/db",
-                    "TOKEN_GATEWAY_ADMIN_TOKEN": String(repeating: "a", count: 32),
+                    "TOKEN_GATEWAY_ADMIN_TOKEN": String(repeating: "changeme", count: 5),
+                    "TOKEN_GATEWAY_ENCRYPTION_KEYS": key,
+                ], "TOKEN_GATEWAY_ADMIN_TOKEN"
+            ),
+            (
+                [
+                    "DATABASE_URL": "postgresql://x@127.0.0.1/db",
+                    "TOKEN_GATEWAY_ADMIN_TOKEN": String(repeating: "0123456789ab", count: 3),
                     "TOKEN_GATEWAY_ENCRYPTION_KEYS": "k1:not-a-key",
                 ], "TOKEN_GATEWAY_ENCRYPTION_KEYS"
             ),
@@ -75,7 +82,7 @@ struct CommandTests {
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--log-format", "text"]
         process.environment = Self.environment([
-            "DATABASE_URL": url, "TOKEN_GATEWAY_ADMIN_TOKEN": String(repeating: "b", count: 40),
+            "DATABASE_URL": url, "TOKEN_GATEWAY_ADMIN_TOKEN": String(repeating: "0123456789abcdef", count: 3),
             "TOKEN_GATEWAY_ENCRYPTION_KEYS": Keyring.generateKeyLine(id: "k1"),
         ])
         let log = Pipe()

@@ -80,6 +80,18 @@ import _CryptoExtras
         #expect(message(myDomain) == nil)
     }
 
+    @Test func loginURLMessagesSayWhatIsWrongWithIt() {
+        func login(_ url: String) -> String? {
+            message(Self.authCode.replacingOccurrences(of: "}", with: #","login_url":"\#(url)"}"#))
+        }
+        let userinfo = login("https://ops:hunter2@login.salesforce.com")
+        #expect(userinfo?.hasPrefix("login_url: carries a user name or password") == true, "\(userinfo ?? "")")
+        #expect(userinfo?.contains("hunter2") == false && userinfo?.contains("query") == false)
+        #expect(login("https://login.salesforce.com:99999")?.hasPrefix("login_url: has a port") == true)
+        #expect(login("https://evil.com:1.salesforce.com:443")?.hasPrefix("login_url: has a host") == true)
+        #expect(login("https://login.salesforce.com?x=1")?.contains("query") == true)
+    }
+
     @Test func jwtClientAcceptsPKCS1AndPKCS8Keys() throws {
         let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
         for pem in [key.pemRepresentation, key.pkcs8PEMRepresentation] {

@@ -143,6 +143,22 @@ import _CryptoExtras
         }
     }
 
+    @Test func aStringHoldingNULIsRefusedNamingItsField() {
+        func message(_ body: String) -> String? {
+            do {
+                _ = try RequestBody.parse(request(body), maxBytes: 1000)
+                return nil
+            } catch {
+                return error.status == 400 && error.code == "invalid_request" ? error.message : "\(error)"
+            }
+        }
+        #expect(message(#"{"id":"acme","name":"Acme\u0000Admin"}"#)?.hasPrefix("name: must not contain") == true)
+        #expect(message(#"{"scopes":["api","x\u0000"],"a":"b"}"#)?.hasPrefix("scopes:") == true)
+        #expect(message(#"{"client":{"deep":["\u0000"]}}"#)?.hasPrefix("client:") == true)
+        #expect(message(#"{"na\u0000me":"x"}"#)?.hasPrefix("a member name:") == true)
+        #expect(message(#"{"name":"Acme\u0001 \u00e9"}"#) == nil)  // other escapes are fine
+    }
+
     @Test func checksSizeThenMediaTypeThenSyntax() {
         #expect(code(request("", tooLarge: true))! == (413, "payload_too_large"))
         #expect(code(request("{}", type: "text/plain"))! == (415, "unsupported_media_type"))

@@ -90,7 +90,7 @@ start_stack() {
     env DATABASE_URL="postgresql://postgres@127.0.0.1:$pgport/postgres?sslmode=disable" \
         TOKEN_GATEWAY_ADMIN_TOKEN="$ADMIN" TOKEN_GATEWAY_ENCRYPTION_KEYS="$("$bin/token-gateway" keygen --id demo1)" \
         TOKEN_GATEWAY_LISTEN="127.0.0.1:$gwport" TOKEN_GATEWAY_PUBLIC_URL="$GW" \
-        TOKEN_GATEWAY_UPSTREAM_ALLOWLIST=http://127.0.0.1 "$@" "$bin/token-gateway" serve 2>"$work/gateway.log" &
+        TOKEN_GATEWAY_UPSTREAM_ALLOWLIST="$FAKE" "$@" "$bin/token-gateway" serve 2>"$work/gateway.log" &
     GWPID=$!
     STACK_PIDS+=($GWPID)
     for _ in $(seq 100); do curl -sf "$GW/healthz" >/dev/null && break; sleep 0.1; done

@@ -86,9 +86,10 @@ public enum ClientValidation {
         guard !client.loginURL.isEmpty else {
             throw .invalidRequest("login_url: is required for client_credentials: use the org's My Domain URL.")
         }
-        guard let login = ParsedURL(client.loginURL), login.query == nil, !client.loginURL.contains("#") else {
+        let login = try url(client.loginURL, "login_url")
+        guard login.query == nil, !client.loginURL.contains("#") else {
             throw .invalidRequest(
-                "login_url: must be an absolute URL without query, e.g. https://login.salesforce.com.")
+                "login_url: must carry no query or fragment, e.g. https://login.salesforce.com.")
         }
         guard allowList.allows(login) else {
             throw .invalidRequest(
@@ -108,14 +109,10 @@ public enum ClientValidation {
         if let secret = client.clientSecret, !printable(secret) {
             throw .invalidRequest("client_secret: must be printable ASCII without spaces.")
         }
-        if let redirect = client.redirectURI {
-            guard let url = ParsedURL(redirect), url.scheme == "https" || url.scheme == "http" else {
-                throw .invalidRequest("redirect_uri: must be an absolute http(s) URL.")
-            }
-        }
-        if let audience = client.audience {
-            guard let url = ParsedURL(audience), url.scheme == "https" || url.scheme == "http" else {
-                throw .invalidRequest("audience: must be an absolute http(s) URL.")
+        for (value, field) in [(client.redirectURI, "redirect_uri"), (client.audience, "audience")] {
+            guard let value else { continue }
+            guard case let parsed = try url(value, field), parsed.scheme == "https" || parsed.scheme == "http" else {
+                throw .invalidRequest("\(field): must be an absolute http(s) URL.")
             }
         }
         if let username = client.username, username.contains(where: { $0.isNewline }) {
@@ -145,6 +142,13 @@ public enum ClientValidation {
             try refuse(client.privateKey, "private_key", client.grantType)
             try refuse(client.username, "username", client.grantType)
             try refuse(client.audience, "audience", client.grantType)
+        }
+    }
+
+    /// `text` parsed as a URL; the message says what is wrong with it, never echoing it (it may hold a password).
+    static func url(_ text: String, _ field: String) throws(GatewayError) -> ParsedURL {
+        do { return try ParsedURL(parsing: text) } catch {
+            throw .invalidRequest("\(field): \(error.reason).")
         }
     }
 

@@ -100,10 +100,11 @@ public struct GatewayConfiguration: Sendable {
         guard let adminToken = value("TOKEN_GATEWAY_ADMIN_TOKEN") else {
             throw ConfigurationError(setting: "TOKEN_GATEWAY_ADMIN_TOKEN", reason: "is required")
         }
-        guard adminToken.count >= 32 else {
+        guard adminToken.count >= 32, Set(adminToken).count >= 12 else {
             throw ConfigurationError(
                 setting: "TOKEN_GATEWAY_ADMIN_TOKEN",
-                reason: "is too weak: use at least 32 characters (e.g. `openssl rand -hex 32`)")
+                reason: "is too weak: use at least 32 characters, at least 12 of them different"
+                    + " (e.g. `openssl rand -hex 32`)")
         }
         guard let keys = value("TOKEN_GATEWAY_ENCRYPTION_KEYS") else {
             throw ConfigurationError(
@@ -127,8 +128,11 @@ public struct GatewayConfiguration: Sendable {
             configuration.listenPort = port
         }
         if let publicURL = value("TOKEN_GATEWAY_PUBLIC_URL") {
-            guard let parsed = ParsedURL(publicURL), parsed.scheme == "https" || parsed.scheme == "http",
-                parsed.query == nil
+            let parsed: ParsedURL
+            do { parsed = try ParsedURL(parsing: publicURL) } catch {
+                throw ConfigurationError(setting: "TOKEN_GATEWAY_PUBLIC_URL", reason: error.reason)
+            }
+            guard parsed.scheme == "https" || parsed.scheme == "http", parsed.query == nil, !publicURL.contains("#")
             else {
                 throw ConfigurationError(
                     setting: "TOKEN_GATEWAY_PUBLIC_URL", reason: "must be an http(s) URL without a query")
@@ -208,6 +212,7 @@ public struct ParseFailure: Error, Sendable {
 }
 
 /// The pieces of an absolute URL the gateway cares about. Userinfo is refused: it has no place in a Salesforce URL.
+/// The host must be a DNS name or an IP literal (`HostName`), so no other parser can read a different host in it.
 public struct ParsedURL: Sendable, Equatable {
     public var scheme: String
     public var host: String
@@ -216,13 +221,19 @@ public struct ParsedURL: Sendable, Equatable {
     public var query: String?
 
     public init?(_ text: String) {
-        guard text.utf8.count <= 2048,
-            !text.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 } ?? false })
-        else { return nil }
-        guard let schemeEnd = text.range(of: "://") else { return nil }
-        let scheme = text[..<schemeEnd.lowerBound].lowercased()
-        guard !scheme.isEmpty, scheme.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "+" || $0 == "-" || $0 == "." })
-        else { return nil }
+        guard let parsed = try? ParsedURL(parsing: text) else { return nil }
+        self = parsed
+    }
+
+    /// Parses `text`; the failure's reason reads after the field name ("login_url: has a user name ...").
+    public init(parsing text: String) throws(ParseFailure) {
+        guard text.utf8.count <= 2048 else { throw ParseFailure(reason: "is longer than 2048 bytes") }
+        guard !text.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 || $0 == 0x7F } ?? false })
+        else { throw ParseFailure(reason: "contains a space or a control character") }
+        guard let schemeEnd = text.range(of: "://"),
+            case let scheme = text[..<schemeEnd.lowerBound].lowercased(), !scheme.isEmpty,
+            scheme.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "+" || $0 == "-" || $0 == ".") })
+        else { throw ParseFailure(reason: "is not an absolute URL (scheme://host)") }
         var rest = text[schemeEnd.upperBound...]
         if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
         var query: String?
@@ -232,38 +243,40 @@ public struct ParsedURL: Sendable, Equatable {
         }
         let authorityEnd = rest.firstIndex(of: "/") ?? rest.endIndex
         let authority = rest[..<authorityEnd]
-        let path = String(rest[authorityEnd...])
-        guard !authority.isEmpty, !authority.contains("@") else { return nil }
-        var host = Substring(authority)
-        var port: Int?
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { return nil }
+        guard !authority.isEmpty else { throw ParseFailure(reason: "has no host") }
+        guard !authority.contains("@") else {
+            throw ParseFailure(reason: "carries a user name or password before the host (user@host); remove it")
+        }
+        var host = authority
+        var portText: Substring?
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
             host = authority[...close]
             let after = authority[authority.index(after: close)...]
             if !after.isEmpty {
-                guard after.hasPrefix(":"), let parsed = Int(after.dropFirst()), (1...65535).contains(parsed) else {
-                    return nil
+                guard after.hasPrefix(":") else {
+                    throw ParseFailure(reason: "has a host that is not a valid DNS name or IP address")
                 }
-                port = parsed
+                portText = after.dropFirst()
             }
         } else if let colon = authority.lastIndex(of: ":") {
-            guard let parsed = Int(authority[authority.index(after: colon)...]), (1...65535).contains(parsed) else {
-                return nil
-            }
-            port = parsed
             host = authority[..<colon]
+            portText = authority[authority.index(after: colon)...]
+        }
+        var port: Int?
+        if let portText {
+            guard (1...5).contains(portText.count), portText.allSatisfy({ $0.isASCII && $0.isNumber }),
+                let number = Int(portText), (1...65535).contains(number)
+            else { throw ParseFailure(reason: "has a port that is not a number from 1 to 65535") }
+            port = number
         }
         let lowered = host.lowercased()
-        guard !lowered.isEmpty,
-            lowered.allSatisfy({
-                $0.isASCII
-                    && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == "[" || $0 == "]" || $0 == ":")
-            })
-        else { return nil }
+        guard HostName.isValid(lowered) else {
+            throw ParseFailure(reason: "has a host that is not a valid DNS name or IP address")
+        }
         self.scheme = scheme
         self.host = lowered
         self.port = port
-        self.path = path
+        self.path = String(rest[authorityEnd...])
         self.query = query
     }
 }
@@ -310,9 +323,13 @@ public struct UpstreamAllowList: Sendable, CustomStringConvertible {
             guard !entry.isEmpty else { continue }
             let wildcard = entry.contains("://*.")
             let probe = wildcard ? entry.replacingOccurrences(of: "://*.", with: "://wildcard.") : entry
-            guard let url = ParsedURL(probe), url.path.isEmpty || url.path == "/", url.query == nil,
+            let url: ParsedURL
+            do { url = try ParsedURL(parsing: probe) } catch {
+                throw ParseFailure(reason: "has an entry that \(error.reason): \(entry)")
+            }
+            guard url.path.isEmpty || url.path == "/", url.query == nil, !entry.contains("#"),
                 url.scheme == "https" || url.scheme == "http"
-            else { throw ParseFailure(reason: "has an entry that is not scheme://host[:port]: \(entry)") }
+            else { throw ParseFailure(reason: "has an entry that is not http(s)://host[:port]: \(entry)") }
             let host = wildcard ? "*." + url.host.dropFirst("wildcard.".count) : url.host
             patterns.append(Pattern(scheme: url.scheme, host: host, port: url.port))
         }

@@ -100,7 +100,9 @@ extension GatewayAPI {
         var headers = HTTPHeaders()
         headers.add("Content-Type", "text/html; charset=utf-8")
         headers.add("Cache-Control", "no-store")
-        headers.add("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+        headers.add("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+        headers.add("X-Frame-Options", "DENY")
+        headers.add("Referrer-Policy", "no-referrer")
         let html = """
             <!doctype html><html><head><meta charset="utf-8"><title>\(htmlEscape(title))</title>
             <style>body{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;line-height:1.5}</style></head>
@@ -110,6 +112,11 @@ extension GatewayAPI {
     }
 
     func callback(_ context: RequestContext) async -> HTTPResponse {
+        // A link scanner or mail prefetcher sends HEAD: answer the page's headers and leave the state unspent.
+        if context.request.method == "HEAD" {
+            return Self.page(
+                200, title: "Authorization", "Open this link in a browser to finish connecting to Salesforce.")
+        }
         var parameters: [String: String] = [:]
         for (name, value) in context.request.queryItems() where parameters[name] == nil { parameters[name] = value }
         guard let state = parameters["state"], !state.isEmpty, state.count <= 256 else {

@@ -34,6 +34,8 @@ public final class GatewayAPI: Sendable {
     public let metrics: Metrics
     public let logger: Logger
     let readiness: @Sendable () async -> (ready: Bool, reason: String?)
+    /// Failed credentials per address, unknown-key lookups and refusal log lines, each bounded.
+    let authentication = AuthenticationGuard()
 
     public init(
         configuration: GatewayConfiguration, store: GatewayStore, keys: KeyRegistry, cache: TokenCache,
@@ -68,6 +70,21 @@ public final class GatewayAPI: Sendable {
 
     // MARK: The request pipeline
 
+    /// `POST` routes whose answers (errors too) carry `Cache-Control: no-store`: they hold tokens, keys or
+    /// single-use links.
+    static let noStorePOSTRoutes: Set<String> = [
+        "/token", "/exchange", "/tenants/{tenant}/keys", "/tenants/{tenant}/clients/{client}/authorize",
+    ]
+
+    /// What the credential of a request leads to.
+    enum Admission {
+        case caller(Caller)
+        /// Shaped like a key this replica does not hold: one database lookup decides.
+        case lookup(id: String)
+        /// Refused before any handler runs; `reason` names the sampled log line.
+        case refused(HTTPResponse, reason: String)
+    }
+
     func serve(
         _ request: HTTPRequest, _ parameters: PathParameters, pattern: String, access: Access,
         _ handler: @escaping Handler
@@ -78,34 +95,44 @@ public final class GatewayAPI: Sendable {
         var requestLogger = self.logger
         requestLogger[metadataKey: "request_id"] = "\(request.requestID)"
         let logger = requestLogger
-        let finish: @Sendable (HTTPResponse) -> HTTPResponse = { [self] response in
+        let noStore = request.method == "POST" && Self.noStorePOSTRoutes.contains(pattern)
+        let record: @Sendable (HTTPResponse, String?) -> HTTPResponse = { [self] response, refusal in
+            var response = response
+            if noStore { response.headers.replaceOrAdd("Cache-Control", "no-store") }
             let elapsed = ContinuousClock.now - started
             metrics.request(route: pattern, status: response.status, duration: elapsed)
+            var metadata: Logger.Metadata = [
+                "method": "\(request.method)", "route": "\(pattern)", "status": "\(response.status)",
+                "duration_ms": "\(Double(Int(elapsed.seconds * 100_000)) / 100)",
+            ]
+            if let refusal {
+                // Unauthenticated callers must not be able to flood the log: one line a second per reason.
+                guard let suppressed = authentication.sampleLog(refusal) else { return response }
+                metadata["refusal"] = "\(refusal)"
+                metadata["peer"] = "\(request.remoteAddress)"
+                metadata["suppressed"] = "\(suppressed)"
+            }
             logger.log(
                 level: response.status >= 500 ? .error : response.status >= 400 ? .info : .debug, "request",
-                metadata: [
-                    "method": "\(request.method)", "route": "\(pattern)", "status": "\(response.status)",
-                    "duration_ms": "\(Double(Int(elapsed.seconds * 100_000)) / 100)",
-                ])
+                metadata: metadata)
             return response
         }
+        let finish: @Sendable (HTTPResponse) -> HTTPResponse = { record($0, nil) }
         let caller: Caller
-        switch keys.check(authorization: request.headers["Authorization"]) {
-        case .admin:
-            caller = .admin
-        case .key(let id, let tenant):
-            caller = .key(id: id, tenant: tenant)
-        case .unknownKey(let id) where access == .tenantKey || access == .admin:
+        // Public routes take no credential; their caller is a placeholder that no handler reads.
+        switch access == .anyone ? Admission.caller(.admin) : admission(request, access: access) {
+        case .caller(let admitted):
+            caller = admitted
+        case .refused(let response, let reason):
+            return .response(record(response, reason))
+        case .lookup(let id):
             // A key made on another replica a moment ago: look it up once, then serve from memory.
             return .deferred { [self] in
                 await RequestScope.$requestID.withValue(request.requestID) {
                     await self.admitThenServe(
-                        request, parameters, id: id, access: access, logger: logger, handler, finish)
+                        request, parameters, id: id, access: access, logger: logger, handler, record)
                 }
             }
-        case .unknownKey, .invalid:
-            if access != .anyone { return .response(finish(GatewayError.unauthorized.response)) }
-            caller = .admin  // unused for public routes
         }
         let reply = run(request, parameters, caller: caller, access: access, logger: logger, handler)
         switch reply {
@@ -117,10 +144,37 @@ public final class GatewayAPI: Sendable {
         }
     }
 
+    /// Checks the credential of a request to a non-public route. A valid key on a tenant-key route always passes;
+    /// anything else first waits out its address's failed credentials, so guessing the admin token stays slow.
+    func admission(_ request: HTTPRequest, access: Access) -> Admission {
+        let authorization = request.headers["Authorization"]
+        let check = keys.check(authorization: authorization)
+        if access == .tenantKey, case .key(let id, let tenant) = check { return .caller(.key(id: id, tenant: tenant)) }
+        let address = request.remoteAddress
+        if let wait = authentication.retryAfter(address: address) {
+            return .refused(GatewayError.tooManyFailedCredentials(retryAfter: wait).response, reason: "rate_limited")
+        }
+        switch check {
+        case .admin:
+            return .caller(.admin)
+        case .key(let id, let tenant):
+            return .caller(.key(id: id, tenant: tenant))
+        case .unknownKey(let id):
+            guard authentication.admitLookup() else {
+                authentication.recordFailure(address: address)
+                return .refused(GatewayError.keyLookupsBusy.response, reason: "lookup_limited")
+            }
+            return .lookup(id: id)
+        case .invalid:
+            if authorization != nil { authentication.recordFailure(address: address) }
+            return .refused(GatewayError.unauthorized.response, reason: "unauthorized")
+        }
+    }
+
     /// Serves a request whose key this replica has not seen yet: one database lookup, then the usual path.
     func admitThenServe(
         _ request: HTTPRequest, _ parameters: PathParameters, id: String, access: Access, logger: Logger,
-        _ handler: @escaping Handler, _ finish: @Sendable (HTTPResponse) -> HTTPResponse
+        _ handler: @escaping Handler, _ record: @escaping @Sendable (HTTPResponse, String?) -> HTTPResponse
     ) async -> HTTPResponse {
         let admitted: Caller?
         do {
@@ -131,14 +185,16 @@ public final class GatewayAPI: Sendable {
                     ? Caller.key(id: id, tenant: row.tenant) : nil
             }
         } catch {
-            return finish(GatewayError.unavailable.response)
+            authentication.recordFailure(address: request.remoteAddress)
+            return record(GatewayError.unavailable.response, nil)
         }
         guard let admitted else {
             keys.rememberUnknown(id: id)
-            return finish(GatewayError.unauthorized.response)
+            authentication.recordFailure(address: request.remoteAddress)
+            return record(GatewayError.unauthorized.response, "unauthorized")
         }
         return await Self.resolve(
-            run(request, parameters, caller: admitted, access: access, logger: logger, handler), finish)
+            run(request, parameters, caller: admitted, access: access, logger: logger, handler), { record($0, nil) })
     }
 
     func run(

@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import Synchronization
 
 /// A refresh token to revoke at Salesforce after its rows are gone (best effort).
 public struct RevocationTarget: Sendable {
@@ -22,6 +23,8 @@ public struct AuditEvent: Sendable, Equatable {
 public final class GatewayStore: Sendable {
     public let pool: PostgresPool
     public let keyring: Keyring
+    /// Database lookups of one key id (keys made on another replica, or guesses): bounded, and counted for tests.
+    let keyLookups = Atomic<Int>(0)
 
     public init(pool: PostgresPool, keyring: Keyring) {
         self.pool = pool
@@ -116,6 +119,7 @@ public final class GatewayStore: Sendable {
 
     /// Hash and tenant of every key, for the in-memory key registry.
     public func keyHashes(id: String? = nil) async throws -> [(id: String, tenant: String, hash: String)] {
+        if id != nil { keyLookups.add(1, ordering: .relaxed) }
         let result = try await pool.query(
             "SELECT id, tenant_id, key_hash FROM api_keys WHERE $1::text IS NULL OR id = $1", [id])
         return result.rows.map { ($0["id"] ?? "", $0["tenant_id"] ?? "", $0["key_hash"] ?? "") }

@@ -16,7 +16,28 @@ public struct RequestBody: Sendable {
             throw .invalidRequest("The body is not valid JSON (\(error.reason) at byte \(error.offset)).")
         }
         guard case .object(let members) = value else { throw .invalidRequest("The body must be a JSON object.") }
+        if let field = fieldHoldingNUL(members) {
+            // PostgreSQL and C strings end at U+0000: such a string would be stored cut short, so refuse it whole.
+            throw .invalidRequest("\(field): must not contain the character U+0000 (NUL).")
+        }
         return RequestBody(members: members)
+    }
+
+    /// The top-level field (first by name) with U+0000 in a string anywhere inside it or in a member name.
+    static func fieldHoldingNUL(_ members: [String: JSONValue]) -> String? {
+        guard let first = members.filter({ $0.key.utf8.contains(0) || holdsNUL($0.value) }).keys.min() else {
+            return nil
+        }
+        return first.utf8.contains(0) ? "a member name" : first
+    }
+
+    static func holdsNUL(_ value: JSONValue) -> Bool {
+        switch value {
+        case .string(let string): string.utf8.contains(0)
+        case .array(let items): items.contains(where: holdsNUL)
+        case .object(let members): members.contains { $0.key.utf8.contains(0) || holdsNUL($0.value) }
+        case .null, .bool, .number: false
+        }
     }
 
     public init(members: [String: JSONValue]) { self.members = members }

@@ -16,8 +16,8 @@ struct TokenGatewayCommand: AsyncParsableCommand {
 /// Settings shared by the commands that touch the database; each flag falls back to its environment variable.
 struct Settings: ParsableArguments {
     @Option(help: "PostgreSQL connection URI. [env: DATABASE_URL]") var databaseURL: String?
-    @Option(help: "Admin API bearer token, at least 32 characters. [env: TOKEN_GATEWAY_ADMIN_TOKEN]") var adminToken:
-        String?
+    @Option(help: "Admin API bearer token: 32+ characters, 12+ distinct. [env: TOKEN_GATEWAY_ADMIN_TOKEN]")
+    var adminToken: String?
     @Option(help: "Comma-separated keyid:base64-of-32-bytes; the first encrypts. [env: TOKEN_GATEWAY_ENCRYPTION_KEYS]")
     var encryptionKeys: String?
     @Option(help: "host:port to listen on (default 0.0.0.0:8080). [env: TOKEN_GATEWAY_LISTEN]") var listen: String?

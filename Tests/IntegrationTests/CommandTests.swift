@@ -43,14 +43,21 @@ struct CommandTests {
             (
                 [
                     "DATABASE_URL": "postgresql://x@127.0.0.1/db",
-                    "TOKEN_GATEWAY_ADMIN_TOKEN": String(repeating: "a", count: 32),
+                    "TOKEN_GATEWAY_ADMIN_TOKEN": String(repeating: "changeme", count: 5),
+                    "TOKEN_GATEWAY_ENCRYPTION_KEYS": key,
+                ], "TOKEN_GATEWAY_ADMIN_TOKEN"
+            ),
+            (
+                [
+                    "DATABASE_URL": "postgresql://x@127.0.0.1/db",
+                    "TOKEN_GATEWAY_ADMIN_TOKEN": String(repeating: "0123456789ab", count: 3),
                     "TOKEN_GATEWAY_ENCRYPTION_KEYS": "k1:not-a-key",
                 ], "TOKEN_GATEWAY_ENCRYPTION_KEYS"
             ),
             (
                 [
                     "DATABASE_URL": "postgresql://x@127.0.0.1/db",
-                    "TOKEN_GATEWAY_ADMIN_TOKEN": String(repeating: "a", count: 32),
+                    "TOKEN_GATEWAY_ADMIN_TOKEN": String(repeating: "0123456789ab", count: 3),
                     "TOKEN_GATEWAY_ENCRYPTION_KEYS": key, "TOKEN_GATEWAY_LOG_LEVEL": "loud",
                 ], "TOKEN_GATEWAY_LOG_LEVEL"
             ),
@@ -87,7 +94,7 @@ struct CommandTests {
             (
                 ["rekey", "--log-level", "loud"],
                 [
-                    "DATABASE_URL": url, "TOKEN_GATEWAY_ADMIN_TOKEN": String(repeating: "a", count: 32),
+                    "DATABASE_URL": url, "TOKEN_GATEWAY_ADMIN_TOKEN": String(repeating: "0123456789abcdef", count: 2),
                     "TOKEN_GATEWAY_ENCRYPTION_KEYS": Keyring.generateKeyLine(id: "k1"),
                 ], "TOKEN_GATEWAY_LOG_LEVEL"
             ),
@@ -196,7 +203,7 @@ struct CommandTests {
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["serve", "--listen", listen, "--log-format", "text"]
         process.environment = Self.environment([
-            "DATABASE_URL": url, "TOKEN_GATEWAY_ADMIN_TOKEN": String(repeating: "b", count: 40),
+            "DATABASE_URL": url, "TOKEN_GATEWAY_ADMIN_TOKEN": String(repeating: "0123456789abcdef", count: 3),
             "TOKEN_GATEWAY_ENCRYPTION_KEYS": Keyring.generateKeyLine(id: "k1"), "TOKEN_GATEWAY_LOG_LEVEL": "debug",
         ])
         let log = Pipe()

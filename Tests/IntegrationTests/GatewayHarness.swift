@@ -140,6 +140,23 @@ final class GatewayHarness: Sendable {
         #expect(reply.status == 201, "\(reply.text)")
     }
 
+    /// Registers an app at the fake whose callback is this gateway's `/callback` (start the harness on a fixed port
+    /// with `TOKEN_GATEWAY_PUBLIC_URL` pointing at it), a user who approves, and the client "web" at the gateway.
+    func browserFlowClient(tenant: String = "acme") async throws {
+        fake.register(
+            FakeConnectedApp(
+                clientID: "3MVG9-web", clientSecret: Self.secret, redirectURIs: ["\(baseURL)/callback"]))
+        fake.addUser("ops@acme.example")
+        fake.setAuthorizeUser("ops@acme.example")
+        let reply = try await call(
+            "POST", "/tenants/\(tenant)/clients",
+            json: """
+                {"id":"web","grant_type":"authorization_code","login_url":"\(fake.baseURL)","client_id":"3MVG9-web",
+                 "client_secret":"\(Self.secret)","redirect_uri":"https://unused.example/cb","scopes":["api","refresh_token"]}
+                """)
+        #expect(reply.status == 201, "\(reply.text)")
+    }
+
     /// Registers a client-credentials app (run as `runAs`) at the fake and the client "cc" at the gateway.
     func clientCredentialsClient(tenant: String = "acme", runAs: String) async throws {
         fake.register(
@@ -187,6 +204,14 @@ func withHarness(
         throw error
     }
     await harness.stop()
+}
+
+/// `withHarness` on a fixed port with `TOKEN_GATEWAY_PUBLIC_URL` pointing at it, so authorize links land on it.
+func withCallbackHarness(_ body: (GatewayHarness) async throws -> Void) async throws {
+    let port = try freeLocalPort()
+    try await withHarness(
+        extra: ["TOKEN_GATEWAY_LISTEN": "127.0.0.1:\(port)", "TOKEN_GATEWAY_PUBLIC_URL": "http://127.0.0.1:\(port)"],
+        body)
 }
 
 /// A small pool for tests that work on the database directly.

@@ -279,25 +279,9 @@ struct TokenFlowTests {
     }
 
     @Test func authorizeLinkAndCallbackConnectThroughTheBrowserFlow() async throws {
-        let port = try freeLocalPort()
-        try await withHarness(extra: [
-            "TOKEN_GATEWAY_LISTEN": "127.0.0.1:\(port)", "TOKEN_GATEWAY_PUBLIC_URL": "http://127.0.0.1:\(port)",
-        ]) { h in
+        try await withCallbackHarness { h in
             let key = try await h.tenantWithKey()
-            h.fake.register(
-                FakeConnectedApp(
-                    clientID: "3MVG9-web", clientSecret: GatewayHarness.secret,
-                    redirectURIs: ["http://127.0.0.1:\(port)/callback"]))
-            h.fake.addUser("ops@acme.example")
-            h.fake.setAuthorizeUser("ops@acme.example")
-            #expect(
-                try await h.call(
-                    "POST", "/tenants/acme/clients",
-                    json: """
-                        {"id":"web","grant_type":"authorization_code","login_url":"\(h.fake.baseURL)","client_id":"3MVG9-web",
-                         "client_secret":"\(GatewayHarness.secret)","redirect_uri":"https://unused.example/cb","scopes":["api","refresh_token"]}
-                        """
-                ).status == 201)
+            try await h.browserFlowClient()
             let link = try await h.call("POST", "/tenants/acme/clients/web/authorize", json: #"{"connection":"sales"}"#)
             #expect(link.status == 200, "\(link.text)")
             let url = try #require(link["url"])
@@ -316,7 +300,8 @@ struct TokenFlowTests {
             let unknown = try await h.http.send(.init(method: "GET", url: "\(h.baseURL)/callback?code=x&state=nope"))
             #expect(unknown.status == 400)
             // Salesforce failing during the exchange: the page keeps the 5xx status of the contract's table.
-            let second = try await h.call("POST", "/tenants/acme/clients/web/authorize", json: #"{"connection":"other"}"#)
+            let second = try await h.call(
+                "POST", "/tenants/acme/clients/web/authorize", json: #"{"connection":"other"}"#)
             let redirect = try await h.http.send(.init(method: "GET", url: try #require(second["url"])))
             h.fake.injectFaults([.serverError])
             let failed = try await h.http.send(.init(method: "GET", url: try #require(redirect.header("Location"))))

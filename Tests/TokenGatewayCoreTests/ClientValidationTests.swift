@@ -80,6 +80,18 @@ import _CryptoExtras
         #expect(message(myDomain) == nil)
     }
 
+    @Test func loginURLMessagesSayWhatIsWrongWithIt() {
+        func login(_ url: String) -> String? {
+            message(Self.authCode.replacingOccurrences(of: "}", with: #","login_url":"\#(url)"}"#))
+        }
+        let userinfo = login("https://ops:hunter2@login.salesforce.com")
+        #expect(userinfo?.hasPrefix("login_url: carries a user name or password") == true, "\(userinfo ?? "")")
+        #expect(userinfo?.contains("hunter2") == false && userinfo?.contains("query") == false)
+        #expect(login("https://login.salesforce.com:99999")?.hasPrefix("login_url: has a port") == true)
+        #expect(login("https://evil.com:1.salesforce.com:443")?.hasPrefix("login_url: has a host") == true)
+        #expect(login("https://login.salesforce.com?x=1")?.contains("query") == true)
+    }
+
     @Test func jwtClientAcceptsPKCS1AndPKCS8Keys() throws {
         let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
         for pem in [key.pemRepresentation, key.pkcs8PEMRepresentation] {
@@ -143,6 +155,22 @@ import _CryptoExtras
         } catch {
             return (error.status, error.code)
         }
+    }
+
+    @Test func aStringHoldingNULIsRefusedNamingItsField() {
+        func message(_ body: String) -> String? {
+            do {
+                _ = try RequestBody.parse(request(body), maxBytes: 1000)
+                return nil
+            } catch {
+                return error.status == 400 && error.code == "invalid_request" ? error.message : "\(error)"
+            }
+        }
+        #expect(message(#"{"id":"acme","name":"Acme\u0000Admin"}"#)?.hasPrefix("name: must not contain") == true)
+        #expect(message(#"{"scopes":["api","x\u0000"],"a":"b"}"#)?.hasPrefix("scopes:") == true)
+        #expect(message(#"{"client":{"deep":["\u0000"]}}"#)?.hasPrefix("client:") == true)
+        #expect(message(#"{"na\u0000me":"x"}"#)?.hasPrefix("a member name:") == true)
+        #expect(message(#"{"name":"Acme\u0001 \u00e9"}"#) == nil)  // other escapes are fine
     }
 
     @Test func checksSizeThenMediaTypeThenSyntax() {

@@ -6,7 +6,7 @@ import Testing
     static let key = "k1:" + String(repeating: "A", count: 43) + "="
     static let valid: [String: String] = [
         "DATABASE_URL": "postgresql://u@127.0.0.1/db",
-        "TOKEN_GATEWAY_ADMIN_TOKEN": String(repeating: "x", count: 32),
+        "TOKEN_GATEWAY_ADMIN_TOKEN": "0123456789abcdef0123456789abcdef",
         "TOKEN_GATEWAY_ENCRYPTION_KEYS": key,
     ]
 
@@ -37,6 +37,18 @@ import Testing
         let weak = error(["TOKEN_GATEWAY_ADMIN_TOKEN": String(repeating: "x", count: 31)])
         #expect(weak?.setting == "TOKEN_GATEWAY_ADMIN_TOKEN")
         #expect(weak?.description.contains("32") == true)
+    }
+
+    @Test(arguments: [
+        String(repeating: "a", count: 40), String(repeating: "changeme", count: 5),
+        String(repeating: "0123456789a", count: 4),
+    ])
+    func longAdminTokensWithFewerThanTwelveDistinctCharactersAreRefused(_ token: String) {
+        let weak = error(["TOKEN_GATEWAY_ADMIN_TOKEN": token])
+        #expect(weak?.setting == "TOKEN_GATEWAY_ADMIN_TOKEN")
+        #expect(weak?.description.contains("12") == true)
+        #expect(weak?.description.contains(token) == false)
+        #expect(error(["TOKEN_GATEWAY_ADMIN_TOKEN": String(repeating: "0123456789ab", count: 3)]) == nil)
     }
 
     @Test(arguments: [

@@ -132,7 +132,7 @@ import TokenGatewayCore
         let logger = Logger(label: "openapi-routes-test")
         let configuration = try GatewayConfiguration.make([
             "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/unused",
-            "TOKEN_GATEWAY_ADMIN_TOKEN": String(repeating: "a", count: 32),
+            "TOKEN_GATEWAY_ADMIN_TOKEN": String(repeating: "0123456789abcdef", count: 2),
             "TOKEN_GATEWAY_ENCRYPTION_KEYS": Keyring.generateKeyLine(id: "k1"),
         ])
         let pool = PostgresPool(configuration: PostgresConfiguration(url: configuration.databaseURL), logger: logger)

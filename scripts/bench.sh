@@ -66,7 +66,7 @@ LUA
         rps=$(awk '/Requests\/sec/ {print $2}' "$out")
         p50=$(awk '$1=="50%" {print $2}' "$out")
         p99=$(awk '$1=="99%" {print $2}' "$out")
-        non2xx=$(awk '/Non-2xx/ {print $4}' "$out")
+        non2xx=$(awk '/Non-2xx/ {print $5}' "$out")
         printf '| %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "${non2xx:-0}"
     }
     echo
@@ -89,7 +89,7 @@ LUA
     MISS_REQUESTS=$(awk '/requests in/ {print $1}' "$WORK/miss.txt")
     printf '| %s | %s | %s | %s | %s |\n' "gateway POST /token, every call refreshes" \
         "$(awk '/Requests\/sec/ {print $2}' "$WORK/miss.txt")" "$(awk '$1=="50%" {print $2}' "$WORK/miss.txt")" \
-        "$(awk '$1=="99%" {print $2}' "$WORK/miss.txt")" "$(awk '/Non-2xx/ {print $4}' "$WORK/miss.txt")"
+        "$(awk '$1=="99%" {print $2}' "$WORK/miss.txt")" "$(awk '/Non-2xx/ {n=$5} END {print n+0}' "$WORK/miss.txt")"
     echo
     echo "refresh run: $MISS_REQUESTS requests caused $((CALLS_AFTER - CALLS_BEFORE)) Salesforce calls (single flight per connection)"
     echo "gateway resident memory: $RSS_IDLE idle, $RSS_LOADED after the cache-hit run; nginx workers: $(ps -o rss= -C nginx | awk '{s+=$1} END {print s" kB"}')"
@@ -208,6 +208,8 @@ def refused(results):
 
 
 def ms(seconds):
+    if seconds < 0.01:
+        return f"{seconds * 1000:.1f} ms"
     return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
 

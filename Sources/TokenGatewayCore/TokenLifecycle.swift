@@ -47,8 +47,9 @@ public final class TokenLifecycle: Sendable {
         self.concurrency = max(1, concurrency)
     }
 
-    /// How often the keep-alive sweep runs: a quarter of the period, between 2 s and 1 min.
-    var sweepInterval: Double { min(60, max(2, keepalive / 4)) }
+    /// How often the keep-alive sweep runs: a tenth of the period, between 1 s and 1 min, so a connection is
+    /// refreshed soon after it falls due.
+    var sweepInterval: Double { min(60, max(1, keepalive / 10)) }
 
     /// Starts the loop: refresh ahead every second, the keep-alive sweep every `sweepInterval` (the first one after
     /// a random part of it, so replicas started together do not sweep in a burst).

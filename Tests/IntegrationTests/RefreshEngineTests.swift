@@ -98,6 +98,7 @@ struct RefreshEngineTests {
                 try await Task.sleep(for: .milliseconds(500))
             }
             #expect(poolSamples.allSatisfy { $0 <= 3 }, "pool in use: \(poolSamples)")
+            print("hanging org: pool in use samples \(poolSamples)")
             let results = try await sick.value
             // The harness's upstream timeout is 5 s: the calls and the requests waiting for a slot end then.
             #expect(results.allSatisfy { $0.0 == 504 && $0.1 == "upstream_timeout" }, "\(results)")
@@ -225,6 +226,7 @@ struct RefreshEngineTests {
             Self.setLatency(h, id: "crm", milliseconds: 0)
             let reply = try await h.token(key: key, connection: "c0", extra: #","min_ttl_seconds":86400"#)
             let waited = ContinuousClock.now - killedAt
+            print("takeover: the killed replica's connection was served \(waited) after the kill")
             #expect(reply.status == 200 && reply["source"] == "upstream", "\(reply.text)")
             // The lease lasts the upstream timeout (5 s here) plus a 5 s margin: no takeover before it can lapse.
             #expect(waited < .seconds(13), "took over after \(waited)")

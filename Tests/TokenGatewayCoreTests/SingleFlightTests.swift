@@ -49,6 +49,24 @@ import Testing
         }
     }
 
+    typealias Run = Task<(CachedToken, IssuedToken.Source), any Error>
+
+    /// Starts a leader (key A) and, once its work runs, a follower (key B) for the same connection.
+    static func race(
+        _ flight: SingleFlight, _ recorder: Recorder, leader: (TokenNeed, SingleFlight.Work),
+        follower: (TokenNeed, SingleFlight.Work)
+    ) async throws -> (Run, Run) {
+        let first = Task {
+            try await flight.run(key, need: leader.0, keyID: "A", now: { recorder.now }, work: leader.1)
+        }
+        try await Task.sleep(for: .milliseconds(30))
+        let second = Task {
+            try await flight.run(key, need: follower.0, keyID: "B", now: { recorder.now }, work: follower.1)
+        }
+        try await Task.sleep(for: .milliseconds(30))
+        return (first, second)
+    }
+
     func need(_ recorder: Recorder, minTTL: Double = 60, force: Bool = false) -> TokenNeed {
         TokenNeed(minTTL: minTTL, force: force, started: recorder.now, forceGrace: 5)
     }
@@ -57,14 +75,9 @@ import Testing
         let flight = SingleFlight()
         let recorder = Recorder()
         let work = recorder.work()
-        let leader = Task {
-            try await flight.run(Self.key, need: need(recorder), keyID: "A", now: { recorder.now }, work: work)
-        }
-        try await Task.sleep(for: .milliseconds(30))
-        let follower = Task {
-            try await flight.run(Self.key, need: need(recorder), keyID: "B", now: { recorder.now }, work: work)
-        }
-        try await Task.sleep(for: .milliseconds(30))
+        let (leader, follower) = try await Self.race(
+            flight, recorder, leader: (need(recorder), work),
+            follower: (need(recorder), work))
         await recorder.release()
         let (leaderToken, leaderSource) = try await leader.value
         let (followerToken, followerSource) = try await follower.value
@@ -77,16 +90,10 @@ import Testing
         let flight = SingleFlight()
         let recorder = Recorder()
         // The leader is satisfied by a stored token fetched 30 s ago (older than the 5 s grace).
-        let leader = Task {
-            try await flight.run(
-                Self.key, need: need(recorder), keyID: "A", now: { recorder.now }, work: recorder.work(age: 30))
-        }
-        try await Task.sleep(for: .milliseconds(30))
         let forcing = need(recorder, force: true)
-        let follower = Task {
-            try await flight.run(Self.key, need: forcing, keyID: "B", now: { recorder.now }, work: recorder.work())
-        }
-        try await Task.sleep(for: .milliseconds(30))
+        let (leader, follower) = try await Self.race(
+            flight, recorder, leader: (need(recorder), recorder.work(age: 30)),
+            follower: (forcing, recorder.work()))
         await recorder.release()
         let (old, _) = try await leader.value
         await recorder.release()
@@ -100,17 +107,9 @@ import Testing
         let flight = SingleFlight()
         let recorder = Recorder()
         // A token fetched 3000 s ago has 600 s left: enough for min_ttl 60, not for 900.
-        let leader = Task {
-            try await flight.run(
-                Self.key, need: need(recorder), keyID: "A", now: { recorder.now }, work: recorder.work(age: 3000))
-        }
-        try await Task.sleep(for: .milliseconds(30))
-        let follower = Task {
-            try await flight.run(
-                Self.key, need: need(recorder, minTTL: 900), keyID: "B", now: { recorder.now },
-                work: recorder.work())
-        }
-        try await Task.sleep(for: .milliseconds(30))
+        let (leader, follower) = try await Self.race(
+            flight, recorder, leader: (need(recorder), recorder.work(age: 3000)),
+            follower: (need(recorder, minTTL: 900), recorder.work()))
         await recorder.release()
         _ = try await leader.value
         await recorder.release()
@@ -122,16 +121,9 @@ import Testing
         let flight = SingleFlight()
         let recorder = Recorder()
         let limited = GatewayError(status: 429, code: "rate_limited", message: "A is limited", retryAfterSeconds: 3)
-        let leader = Task {
-            try await flight.run(
-                Self.key, need: need(recorder), keyID: "A", now: { recorder.now },
-                work: recorder.work(failWith: limited))
-        }
-        try await Task.sleep(for: .milliseconds(30))
-        let follower = Task {
-            try await flight.run(Self.key, need: need(recorder), keyID: "B", now: { recorder.now }, work: recorder.work())
-        }
-        try await Task.sleep(for: .milliseconds(30))
+        let (leader, follower) = try await Self.race(
+            flight, recorder, leader: (need(recorder), recorder.work(failWith: limited)),
+            follower: (need(recorder), recorder.work()))
         await recorder.release()
         await #expect(throws: GatewayError.self) { try await leader.value }
         await recorder.release()
@@ -145,14 +137,9 @@ import Testing
         let recorder = Recorder()
         let dead = GatewayError(status: 409, code: "reauthorization_required", message: "dead")
         let work = recorder.work(failWith: dead)
-        let leader = Task {
-            try await flight.run(Self.key, need: need(recorder), keyID: "A", now: { recorder.now }, work: work)
-        }
-        try await Task.sleep(for: .milliseconds(30))
-        let follower = Task {
-            try await flight.run(Self.key, need: need(recorder), keyID: "B", now: { recorder.now }, work: work)
-        }
-        try await Task.sleep(for: .milliseconds(30))
+        let (leader, follower) = try await Self.race(
+            flight, recorder, leader: (need(recorder), work),
+            follower: (need(recorder), work))
         await recorder.release()
         await #expect(throws: GatewayError.self) { try await leader.value }
         await #expect(throws: GatewayError.self) { try await follower.value }

@@ -95,6 +95,8 @@ public final class Gateway: Sendable {
                 }
             })
         metrics.gauge("token_gateway_db_pool_in_use") { Double(pool.inUse) }
+        let poolSize = Double(configuration.databasePoolSize)
+        metrics.gauge("token_gateway_db_pool_size") { poolSize }
         listener = PostgresListener(
             url: configuration.databaseURL, channels: [GatewayNotification.channel], logger: logger,
             onNotification: { [logger] _, payload in

@@ -21,7 +21,8 @@ extension GatewayAPI {
 
     func createWebhook(_ context: RequestContext) throws -> Reply {
         let tenant = try tenantParameter(context)
-        let (url, events) = try WebhookValidation.create(body: try body(context), allowList: configuration.webhookAllowList)
+        let (url, events) = try WebhookValidation.create(
+            body: try body(context), allowList: configuration.webhookAllowList)
         return .later { [self] in
             let secret = WebhookSecret.generate()
             let webhook = try await store.createWebhook(

@@ -128,7 +128,8 @@ public final class WebhookDispatcher: Sendable {
         let started = ContinuousClock.now
         let outcome = await send(job)
         var delivery = job.delivery
-        let action = delivery.finish(owner: owner, outcome: outcome, now: job.claimedAt + (ContinuousClock.now - started).seconds)
+        let action = delivery.finish(
+            owner: owner, outcome: outcome, now: job.claimedAt + (ContinuousClock.now - started).seconds)
         let label: String
         switch action {
         case .delivered: label = "delivered"

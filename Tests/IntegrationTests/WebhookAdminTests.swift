@@ -39,7 +39,8 @@ import Testing
             let forbidden = try await h.call("POST", "/tenants/acme/webhooks", token: key, json: #"{"url":"x"}"#)
             #expect(forbidden.status == 403)
             #expect(try await h.call("GET", "/tenants/acme/webhooks", token: nil).status == 401)
-            #expect(try await h.call("POST", "/tenants/nope/webhooks", json: #"{"url":"\#(receiver.url)"}"#).status == 404)
+            #expect(
+                try await h.call("POST", "/tenants/nope/webhooks", json: #"{"url":"\#(receiver.url)"}"#).status == 404)
             #expect(try await h.call("GET", "/tenants/nope/webhooks").status == 404)
             #expect(try await h.call("DELETE", "/tenants/acme/webhooks/wh_0123456789abcdef").status == 404)
             #expect(try await h.call("DELETE", "/tenants/acme/webhooks/not-an-id").status == 404)

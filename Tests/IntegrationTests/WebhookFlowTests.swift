@@ -114,12 +114,14 @@ import Testing
             let attempts = receiver.received
             #expect(Set(attempts.map(\.id)).count == 1 && attempts[0].id != nil)
             #expect(attempts.allSatisfy { WebhookReceiver.verifies($0, secret: secret) })
-            #expect(attempts[1].at - attempts[0].at < .seconds(5), "first retry after \(attempts[1].at - attempts[0].at)")
+            #expect(
+                attempts[1].at - attempts[0].at < .seconds(5), "first retry after \(attempts[1].at - attempts[0].at)")
             #expect(attempts[2].at - attempts[1].at > attempts[1].at - attempts[0].at, "delays grow")
-            #expect(await eventually(within: 2) {
-                (try? await h.call("GET", "/tenants/acme/webhooks"))?.json?["webhooks"]?.arrayValue?.first?[
-                    "last_delivery"]?["status"] == .number(204)
-            })
+            #expect(
+                await eventually(within: 2) {
+                    (try? await h.call("GET", "/tenants/acme/webhooks"))?.json?["webhooks"]?.arrayValue?.first?[
+                        "last_delivery"]?["status"] == .number(204)
+                })
             try await Task.sleep(for: .milliseconds(1500))
             #expect(receiver.received.count == 3, "delivered once it got a 2xx")
             let metrics = try await h.call("GET", "/metrics", token: nil).text
@@ -164,10 +166,11 @@ import Testing
         receiver.always(.status(503))
         try await first.breakConnection(key: key)
         #expect(await eventually(within: 5) { receiver.received.count >= 1 })
-        #expect(await eventually(within: 8) {
-            (try? await first.call("GET", "/metrics", token: nil))?.text.contains(
-                "token_gateway_webhook_events_pending 1.0") == true
-        })
+        #expect(
+            await eventually(within: 8) {
+                (try? await first.call("GET", "/metrics", token: nil))?.text.contains(
+                    "token_gateway_webhook_events_pending 1.0") == true
+            })
         await first.stop(stopFake: false)
         let attemptsBefore = receiver.received.count
         let pendingID = receiver.received.last?.id
@@ -181,12 +184,13 @@ import Testing
             databaseURL: first.databaseURL, keys: first.keysSetting, fake: first.fake, extra: settings)
         #expect(await eventually(within: 10) { receiver.received.count == attemptsBefore + 1 })
         #expect(receiver.received.last?.id == pendingID)
-        #expect(await eventually(within: 2) {
-            let left = try? await offPool {
-                try TemporaryPostgres.psql(url: first.databaseURL, "SELECT count(*) FROM webhook_deliveries")
-            }
-            return left?.trimmingCharacters(in: .whitespacesAndNewlines) == "0"
-        })
+        #expect(
+            await eventually(within: 2) {
+                let left = try? await offPool {
+                    try TemporaryPostgres.psql(url: first.databaseURL, "SELECT count(*) FROM webhook_deliveries")
+                }
+                return left?.trimmingCharacters(in: .whitespacesAndNewlines) == "0"
+            })
         await second.stop()
     }
 

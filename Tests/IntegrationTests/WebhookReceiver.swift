@@ -122,7 +122,8 @@ extension GatewayHarness {
     /// `/token` gets `409 reauthorization_required`.
     func breakConnection(key: String, client: String = "crm", connection: String = "default") async throws {
         fake.revokeAll(username: "ops@acme.example")
-        let refused = try await token(key: key, client: client, connection: connection, extra: #","min_ttl_seconds":86400"#)
+        let refused = try await token(
+            key: key, client: client, connection: connection, extra: #","min_ttl_seconds":86400"#)
         #expect(refused.status == 409 && refused["error"] == "reauthorization_required", "\(refused.text)")
     }
 }

@@ -85,7 +85,9 @@ import Testing
         let rejected = GatewayError(status: 409, code: "client_rejected", message: "m")
         let timeout = GatewayError(status: 504, code: "upstream_timeout", message: "m")
         typealias E = WebhookEventType
-        #expect(E.raised(before: "active", after: "reauthorization_required", failure: reauth) == [.reauthorizationRequired])
+        #expect(
+            E.raised(before: "active", after: "reauthorization_required", failure: reauth) == [.reauthorizationRequired]
+        )
         #expect(E.raised(before: "reauthorization_required", after: "reauthorization_required", failure: reauth) == [])
         #expect(E.raised(before: "reauthorization_required", after: "active", failure: nil) == [.recovered])
         #expect(E.raised(before: "active", after: "active", failure: nil) == [])
@@ -127,7 +129,8 @@ import Testing
             secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", id: "msg_p5jXN8AQM9LWM0D4loKWxJek",
             timestamp: 1_614_265_330, body: #"{"test": 2432232314}"#)
         #expect(signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
-        #expect(WebhookSecret.signature(secret: "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", id: "i", timestamp: 1, body: "") == nil)
+        #expect(
+            WebhookSecret.signature(secret: "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", id: "i", timestamp: 1, body: "") == nil)
     }
 
     @Test func secretsAreWhsecAndThirtyTwoRandomBytes() throws {
@@ -155,7 +158,8 @@ import Testing
     }
 
     @Test func withoutAnAllowListOnlyHTTPSOnADNSNameIsAccepted() throws {
-        let ok = try WebhookValidation.create(body: try body(#"{"url":"https://ops.example.com/hooks/tgw?x=1"}"#), allowList: nil)
+        let ok = try WebhookValidation.create(
+            body: try body(#"{"url":"https://ops.example.com/hooks/tgw?x=1"}"#), allowList: nil)
         #expect(ok.url == "https://ops.example.com/hooks/tgw?x=1")
         #expect(ok.events == WebhookEventType.allCases)
         for url in [

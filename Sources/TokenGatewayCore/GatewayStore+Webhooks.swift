@@ -107,12 +107,13 @@ extension GatewayStore {
     ) async throws {
         for type in WebhookEventType.raised(before: before, after: after, failure: failure) {
             if type == .clientRejected {
+                // The row lock on the client's stamp makes the hour hold across replicas.
                 let stamped = try await db.query(
                     """
-                    UPDATE clients SET rejected_event_at = now()
-                    WHERE tenant_id = $1 AND id = $2
-                      AND (rejected_event_at IS NULL OR rejected_event_at <= now() - interval '1 hour')
-                      AND EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = $1 AND $3 = ANY(events))
+                    INSERT INTO client_rejections (tenant_id, client_id, raised_at)
+                    SELECT $1, $2, now() WHERE EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = $1 AND $3 = ANY(events))
+                    ON CONFLICT (tenant_id, client_id) DO UPDATE SET raised_at = now()
+                      WHERE client_rejections.raised_at <= now() - interval '1 hour'
                     """, [key.tenant, key.client, type.rawValue])
                 guard stamped.affectedRows == 1 else { continue }
             }
@@ -180,28 +181,28 @@ extension GatewayStore {
     ) async throws {
         let status: String? = if case .answered(let code) = outcome { String(code) } else { nil }
         var error = WebhookDelivery.errorText(outcome)
+        guard action != .ignore else { return }
+        if action == .giveUp { error = "gave up 24 h after the event; last attempt: \(error ?? "")" }
         try await pool.transaction { db in
-            let changed: PostgresResult
+            // The webhook's row first, then the delivery's: the order a webhook's delete locks them in.
+            try await db.query(
+                """
+                UPDATE webhooks SET last_delivery_at = now(), last_delivery_status = $2::int, last_delivery_error = $3
+                WHERE id = $1 AND EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = $4::bigint AND claimed_by = $5)
+                """, [job.webhookID, status, error, job.deliveryID, owner])
             switch action {
             case .ignore: return
             case .delivered, .giveUp:
-                if action == .giveUp { error = "gave up 24 h after the event; last attempt: \(error ?? "")" }
-                changed = try await db.query(
+                try await db.query(
                     "DELETE FROM webhook_deliveries WHERE id = $1::bigint AND claimed_by = $2", [job.deliveryID, owner])
             case .retry(let seconds):
-                changed = try await db.query(
+                try await db.query(
                     """
                     UPDATE webhook_deliveries SET claimed_by = NULL, claimed_until = NULL,
                       next_attempt_at = now() + make_interval(secs => $3::float8)
                     WHERE id = $1::bigint AND claimed_by = $2
                     """, [job.deliveryID, owner, String(seconds)])
             }
-            guard changed.affectedRows == 1 else { return }
-            try await db.query(
-                """
-                UPDATE webhooks SET last_delivery_at = now(), last_delivery_status = $2::int, last_delivery_error = $3
-                WHERE id = $1
-                """, [job.webhookID, status, error])
         }
     }
 

@@ -134,7 +134,14 @@ public enum GatewaySchema {
                 );
                 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at);
                 CREATE INDEX webhook_deliveries_stream ON webhook_deliveries (webhook_id, stream, id);
-                ALTER TABLE clients ADD COLUMN rejected_event_at timestamptz;
+                -- No foreign key: checking one would lock the client's row after the connection's (a refresh
+                -- failure holds that first), the opposite order of a client's delete.
+                CREATE TABLE client_rejections (
+                  tenant_id text NOT NULL,
+                  client_id text NOT NULL,
+                  raised_at timestamptz NOT NULL,
+                  PRIMARY KEY (tenant_id, client_id)
+                );
                 """),
     ]
 

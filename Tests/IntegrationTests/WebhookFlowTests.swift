@@ -222,7 +222,7 @@ import Testing
             // An hour later, a refusal on /exchange (no refresh transaction) raises it again.
             _ = try await offPool {
                 try TemporaryPostgres.psql(
-                    url: h.databaseURL, "UPDATE clients SET rejected_event_at = now() - interval '61 minutes'")
+                    url: h.databaseURL, "UPDATE client_rejections SET raised_at = now() - interval '61 minutes'")
             }
             #expect(try await h.exchange(key: key)["error"] == "client_rejected")
             #expect(await eventually(within: 5) { receiver.received.count == 2 })

@@ -7,11 +7,6 @@ import Testing
 
 /// The webhook routes: bad input refused with nothing stored, the secret shown once and kept sealed, deletes.
 @Suite struct WebhookAdminTests {
-    static func count(_ url: String, _ table: String) async throws -> String {
-        try await offPool { try TemporaryPostgres.psql(url: url, "SELECT count(*) FROM \(table)") }
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
     @Test func badWebhookInputIsRefusedNamingTheFieldAndNothingIsStored() async throws {
         try await withWebhookHarness { h, receiver in
             _ = try await h.tenantWithKey()
@@ -31,7 +26,7 @@ import Testing
                 #expect(refused["message"]?.hasPrefix(field) == true, "\(body): \(refused.text)")
             }
             #expect(try await h.call("POST", "/tenants/acme/webhooks", json: "[1]").status == 400)
-            #expect(try await Self.count(h.databaseURL, "webhooks") == "0")
+            #expect(try await h.rows("webhooks") == 0)
             let listed = try await h.call("GET", "/tenants/acme/webhooks")
             #expect(listed.status == 200 && listed.json?["webhooks"] == .array([]), "\(listed.text)")
 
@@ -44,7 +39,7 @@ import Testing
             #expect(try await h.call("GET", "/tenants/nope/webhooks").status == 404)
             #expect(try await h.call("DELETE", "/tenants/acme/webhooks/wh_0123456789abcdef").status == 404)
             #expect(try await h.call("DELETE", "/tenants/acme/webhooks/not-an-id").status == 404)
-            #expect(try await Self.count(h.databaseURL, "webhooks") == "0")
+            #expect(try await h.rows("webhooks") == 0)
         }
     }
 
@@ -68,12 +63,7 @@ import Testing
     @Test func theSecretNeverAppearsInALogAResponseAfterCreationOrTheDatabase() async throws {
         let lines = LogLines()
         try await withWebhookHarness(logger: lines.logger(level: .trace)) { h, receiver in
-            let key = try await h.tenantWithKey()
-            try await h.authorizationCodeClient()
-            #expect(try await h.exchange(key: key).status == 200)
-            let created = try await h.webhook(url: receiver.url)
-            let secret = try #require(created["secret"])
-            let id = try #require(created["id"])
+            let (key, id, secret) = try await h.connectedWithWebhook(url: receiver.url)
             #expect(secret.hasPrefix("whsec_"))
             receiver.script([.status(500)])
             try await h.breakConnection(key: key)
@@ -112,10 +102,7 @@ import Testing
             let url = try await TestDatabase.make(prefix: "whrekey")
             let settings = ["TOKEN_GATEWAY_WEBHOOK_ALLOWLIST": receiver.allowPattern]
             let first = try await GatewayHarness.start(databaseURL: url, keys: old, extra: settings)
-            let key = try await first.tenantWithKey()
-            try await first.authorizationCodeClient()
-            #expect(try await first.exchange(key: key).status == 200)
-            let secret = try #require(try await first.webhook(url: receiver.url)["secret"])
+            let (key, _, secret) = try await first.connectedWithWebhook(url: receiver.url)
             await first.stop(stopFake: false)
 
             let new = Keyring.generateKeyLine(id: "new")
@@ -136,16 +123,13 @@ import Testing
 
     @Test func deletingAWebhookDropsItsPendingDeliveriesAndStopsThem() async throws {
         try await withWebhookHarness { h, receiver in
-            let key = try await h.tenantWithKey()
-            try await h.authorizationCodeClient()
-            #expect(try await h.exchange(key: key).status == 200)
-            let id = try #require(try await h.webhook(url: receiver.url)["id"])
+            let (key, id, _) = try await h.connectedWithWebhook(url: receiver.url)
             receiver.always(.status(503))
             try await h.breakConnection(key: key)
             #expect(await eventually(within: 5) { receiver.received.count >= 1 })
-            #expect(try await Self.count(h.databaseURL, "webhook_deliveries") == "1")
+            #expect(try await h.rows("webhook_deliveries") == 1)
             #expect(try await h.call("DELETE", "/tenants/acme/webhooks/\(id)").status == 204)
-            #expect(try await Self.count(h.databaseURL, "webhook_deliveries") == "0")
+            #expect(try await h.rows("webhook_deliveries") == 0)
             let attempts = receiver.received.count
             receiver.always(nil)
             try await Task.sleep(for: .seconds(3))

@@ -10,12 +10,7 @@ import Testing
 @Suite struct WebhookFlowTests {
     @Test func reauthorizationAndRecoveryArriveSignedWithinSecondsAndOnlyOnChange() async throws {
         try await withWebhookHarness { h, receiver in
-            let key = try await h.tenantWithKey()
-            try await h.authorizationCodeClient()
-            #expect(try await h.exchange(key: key).status == 200)
-            let created = try await h.webhook(url: receiver.url)
-            #expect(created.status == 201, "\(created.text)")
-            let secret = try #require(created["secret"])
+            let (key, _, secret) = try await h.connectedWithWebhook(url: receiver.url)
 
             let broke = ContinuousClock.now
             try await h.breakConnection(key: key)
@@ -104,10 +99,7 @@ import Testing
 
     @Test func failedAnswersAreRetriedWithTheSameIDTheFirstRetryWithinFiveSeconds() async throws {
         try await withWebhookHarness { h, receiver in
-            let key = try await h.tenantWithKey()
-            try await h.authorizationCodeClient()
-            #expect(try await h.exchange(key: key).status == 200)
-            let secret = try #require(try await h.webhook(url: receiver.url)["secret"])
+            let (key, _, secret) = try await h.connectedWithWebhook(url: receiver.url)
             receiver.script([.status(500), .status(503)])
             try await h.breakConnection(key: key)
             #expect(await eventually(within: 15) { receiver.received.count == 3 })
@@ -131,10 +123,7 @@ import Testing
 
     @Test func eventsOfOneConnectionArriveInOrderBehindRetries() async throws {
         try await withWebhookHarness { h, receiver in
-            let key = try await h.tenantWithKey()
-            try await h.authorizationCodeClient()
-            #expect(try await h.exchange(key: key).status == 200)
-            #expect(try await h.webhook(url: receiver.url).status == 201)
+            let (key, _, _) = try await h.connectedWithWebhook(url: receiver.url)
             receiver.always(.status(503))
             try await h.breakConnection(key: key)
             #expect(await eventually(within: 5) { receiver.received.count >= 1 })
@@ -159,10 +148,7 @@ import Testing
     {
         let settings = ["TOKEN_GATEWAY_WEBHOOK_ALLOWLIST": receiver.allowPattern]
         let first = try await GatewayHarness.start(extra: settings)
-        let key = try await first.tenantWithKey()
-        try await first.authorizationCodeClient()
-        #expect(try await first.exchange(key: key).status == 200)
-        #expect(try await first.webhook(url: receiver.url).status == 201)
+        let (key, _, _) = try await first.connectedWithWebhook(url: receiver.url)
         receiver.always(.status(503))
         try await first.breakConnection(key: key)
         #expect(await eventually(within: 5) { receiver.received.count >= 1 })
@@ -175,31 +161,19 @@ import Testing
         let attemptsBefore = receiver.received.count
         let pendingID = receiver.received.last?.id
         receiver.always(nil)
-        let pending = try await offPool {
-            try TemporaryPostgres.psql(url: first.databaseURL, "SELECT count(*) FROM webhook_deliveries")
-        }
-        #expect(pending.trimmingCharacters(in: .whitespacesAndNewlines) == "1")
+        #expect(try await first.rows("webhook_deliveries") == 1)
 
         let second = try await GatewayHarness.start(
             databaseURL: first.databaseURL, keys: first.keysSetting, fake: first.fake, extra: settings)
         #expect(await eventually(within: 10) { receiver.received.count == attemptsBefore + 1 })
         #expect(receiver.received.last?.id == pendingID)
-        #expect(
-            await eventually(within: 2) {
-                let left = try? await offPool {
-                    try TemporaryPostgres.psql(url: first.databaseURL, "SELECT count(*) FROM webhook_deliveries")
-                }
-                return left?.trimmingCharacters(in: .whitespacesAndNewlines) == "0"
-            })
+        #expect(await eventually(within: 2) { (try? await second.rows("webhook_deliveries")) == 0 })
         await second.stop()
     }
 
     @Test func clientRejectedArrivesOnceAnHourAfterSalesforceRefusesARotatedSecret() async throws {
         try await withWebhookHarness { h, receiver in
-            let key = try await h.tenantWithKey()
-            try await h.authorizationCodeClient()
-            #expect(try await h.exchange(key: key).status == 200)
-            #expect(try await h.webhook(url: receiver.url, events: ["client.rejected"]).status == 201)
+            let (key, _, _) = try await h.connectedWithWebhook(url: receiver.url, events: ["client.rejected"])
             // Someone rotates the connected app's secret in Salesforce; the gateway still has the old one.
             h.fake.register(
                 FakeConnectedApp(

@@ -3,6 +3,7 @@ import Foundation
 import HTTPServer
 import Logging
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import TokenGatewayCore
@@ -116,6 +117,26 @@ extension GatewayHarness {
     func webhook(tenant: String = "acme", url: String, events: [String]? = nil) async throws -> Reply {
         let list = events.map { ",\"events\":[" + $0.map { "\"\($0)\"" }.joined(separator: ",") + "]" } ?? ""
         return try await call("POST", "/tenants/\(tenant)/webhooks", json: #"{"url":"\#(url)"\#(list)}"#)
+    }
+
+    /// The usual start: tenant `acme` with a key, the authorized connection `default` of client `crm`, and a
+    /// webhook to `url`. Returns the key and the webhook's id and secret.
+    func connectedWithWebhook(url: String, events: [String]? = nil) async throws
+        -> (key: String, id: String, secret: String)
+    {
+        let key = try await tenantWithKey()
+        try await authorizationCodeClient()
+        #expect(try await exchange(key: key).status == 200)
+        let created = try await webhook(url: url, events: events)
+        #expect(created.status == 201, "\(created.text)")
+        return (key, try #require(created["id"]), try #require(created["secret"]))
+    }
+
+    /// Rows of `table` in this harness's database.
+    func rows(_ table: String) async throws -> Int {
+        let url = databaseURL
+        let text = try await offPool { try TemporaryPostgres.psql(url: url, "SELECT count(*) FROM \(table)") }
+        return Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
     }
 
     /// Makes the connection need a person: the user's refresh tokens are revoked at the fake, and a forced

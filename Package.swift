@@ -77,7 +77,10 @@ let package = Package(
         .testTarget(name: "FakeSalesforceTests", dependencies: ["FakeSalesforce", "HTTPClient", "TestSupport"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TokenGatewayCore", "FakeSalesforce", "HTTPClient", "Postgres", "TestSupport"]),
+            dependencies: [
+                "TokenGatewayCore", "FakeSalesforce", "HTTPClient", "HTTPServer", "Postgres", "TestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

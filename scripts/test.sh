@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what is missing, starts a throwaway PostgreSQL on a free
-# loopback port (removed on exit), builds, runs every Swift test, then the openapi.yaml and Docker checks.
+# loopback port (removed on exit), builds, runs every Swift test, then the openapi.yaml, Docker and alert-rule
+# checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -32,6 +33,8 @@ say "fuzzing the gateway against openapi.yaml"
 bash scripts/check-conformance.sh
 say "checking the Docker files"
 bash scripts/check-docker.sh
+say "checking the Prometheus alert rules"
+bash scripts/check-alerts.sh
 say "all checks passed"
 count=$(grep -oE "Test run with [0-9]+ tests" "$PGTMP/swift-test.log" | tail -1 | grep -oE "[0-9]+")
 echo "tests: ${count:-0} passed, 0 failed"

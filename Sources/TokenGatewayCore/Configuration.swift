@@ -10,6 +10,8 @@ public struct GatewayConfiguration: Sendable {
     public var listenPort: Int = 8080
     public var publicURL: String?
     public var upstreamAllowList: UpstreamAllowList = .salesforceDefault
+    /// Where webhooks may point (`TOKEN_GATEWAY_WEBHOOK_ALLOWLIST`); nil: any https URL whose host is a DNS name.
+    public var webhookAllowList: UpstreamAllowList?
     public var upstreamTimeoutSeconds: Double = 15
     public var upstreamConnectTimeoutSeconds: Double = 5
     public var maxBodyBytes: Int = 65536
@@ -142,6 +144,11 @@ public struct GatewayConfiguration: Sendable {
         if let list = value("TOKEN_GATEWAY_UPSTREAM_ALLOWLIST") {
             do { configuration.upstreamAllowList = try UpstreamAllowList(parsing: list) } catch {
                 throw ConfigurationError(setting: "TOKEN_GATEWAY_UPSTREAM_ALLOWLIST", reason: error.reason)
+            }
+        }
+        if let list = value("TOKEN_GATEWAY_WEBHOOK_ALLOWLIST") {
+            do { configuration.webhookAllowList = try UpstreamAllowList(parsing: list) } catch {
+                throw ConfigurationError(setting: "TOKEN_GATEWAY_WEBHOOK_ALLOWLIST", reason: error.reason)
             }
         }
         if let seconds = try number("TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS", 0.1...300) {

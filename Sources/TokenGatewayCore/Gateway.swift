@@ -5,7 +5,8 @@ import Logging
 import Postgres
 import Synchronization
 
-/// The running service: PostgreSQL pool and listener, Salesforce client, caches, HTTP server and background work.
+/// The running service: PostgreSQL pool and listener, Salesforce client, caches, HTTP server and background work
+/// (token lifecycle, webhook deliveries).
 public final class Gateway: Sendable {
     public let configuration: GatewayConfiguration
     public let api: GatewayAPI
@@ -15,6 +16,8 @@ public final class Gateway: Sendable {
     let listener: PostgresListener
     /// Refresh ahead and keep-alive.
     public let lifecycle: TokenLifecycle
+    /// Delivers the webhook outbox.
+    public let webhooks: WebhookDispatcher
     let logger: Logger
     private let background = Mutex<Task<Void, Never>?>(nil)
 
@@ -37,6 +40,7 @@ public final class Gateway: Sendable {
         try gateway.server.start()
         gateway.startBackgroundWork()
         gateway.lifecycle.start()
+        gateway.webhooks.start()
         logger.info(
             "token-gateway serving",
             metadata: [
@@ -70,6 +74,8 @@ public final class Gateway: Sendable {
             tokens: tokens, store: store, cache: cache, metrics: metrics, logger: logger,
             refreshAheadSeconds: configuration.refreshAheadSeconds, keepaliveSeconds: configuration.keepaliveSeconds,
             concurrency: configuration.backgroundConcurrency)
+        let webhooks = WebhookDispatcher(store: store, http: http, metrics: metrics, logger: logger)
+        self.webhooks = webhooks
         api = GatewayAPI(
             configuration: configuration, store: store, keys: keys, cache: cache, tokens: tokens,
             salesforce: salesforce,
@@ -89,6 +95,8 @@ public final class Gateway: Sendable {
                 }
             })
         metrics.gauge("token_gateway_db_pool_in_use") { Double(pool.inUse) }
+        let poolSize = Double(configuration.databasePoolSize)
+        metrics.gauge("token_gateway_db_pool_size") { poolSize }
         listener = PostgresListener(
             url: configuration.databaseURL, channels: [GatewayNotification.channel], logger: logger,
             onNotification: { [logger] _, payload in
@@ -96,11 +104,12 @@ public final class Gateway: Sendable {
                     logger.warning("unreadable notification ignored")
                     return
                 }
-                Self.apply(message, tokens: tokens, keys: keys, cache: cache)
+                Self.apply(message, tokens: tokens, keys: keys, cache: cache, webhooks: webhooks)
             },
             onReconnect: { [logger] in
                 // Notifications may have been missed while disconnected: forget what may be stale.
                 cache.removeAll()
+                webhooks.wake()
                 Task {
                     do { keys.replaceAll(try await store.keyHashes()) } catch {
                         logger.warning("key reload after reconnect failed", metadata: ["error": "\(error)"])
@@ -117,7 +126,10 @@ public final class Gateway: Sendable {
     }
 
     /// Applies a change announced by another replica (or by this one's own database writes).
-    static func apply(_ message: GatewayNotification, tokens: TokenService, keys: KeyRegistry, cache: TokenCache) {
+    static func apply(
+        _ message: GatewayNotification, tokens: TokenService, keys: KeyRegistry, cache: TokenCache,
+        webhooks: WebhookDispatcher
+    ) {
         switch message {
         case .keyDeleted(let id):
             keys.remove(id: id)
@@ -132,6 +144,8 @@ public final class Gateway: Sendable {
             if forced && origin != tokens.origin {
                 cache.invalidate(tenant: key.tenant, client: key.client, connection: key.connection)
             }
+        case .webhookPending:
+            webhooks.wake()
         }
     }
 
@@ -178,7 +192,10 @@ public final class Gateway: Sendable {
         logger.info("shutting down")
         await server.shutdown(gracePeriod: .milliseconds(Int(configuration.shutdownGraceSeconds * 1000)))
         background.withLock { $0?.cancel() }
-        await lifecycle.stop(grace: .milliseconds(Int(configuration.shutdownGraceSeconds * 1000)))
+        let grace = Duration.milliseconds(Int(configuration.shutdownGraceSeconds * 1000))
+        async let renewals: Void = lifecycle.stop(grace: grace)
+        async let deliveries: Void = webhooks.stop(grace: grace)
+        _ = await (renewals, deliveries)
         await flushUsage()
         listener.stop()
         http.shutdown()

@@ -12,6 +12,8 @@ public enum GatewayNotification: Sendable, Equatable {
     /// A refresh lease ended (a token was stored, or the attempt failed): waiters re-read the row. `forced` when
     /// the caller's old token was rejected, so other replicas drop their copy of it.
     case leaseEnded(ConnectionKey, origin: String, forced: Bool)
+    /// Webhook deliveries were written to the outbox: dispatchers look for due ones now instead of at their next poll.
+    case webhookPending
 
     /// The channel every replica listens on.
     public static let channel = "tgw"
@@ -39,6 +41,8 @@ public enum GatewayNotification: Sendable, Equatable {
             writer.field("connection", key.connection)
             writer.field("origin", origin)
             writer.field("forced", forced)
+        case .webhookPending:
+            writer.field("type", "webhook_pending")
         }
         writer.endObject()
         return String(decoding: writer.bytes, as: UTF8.self)
@@ -69,6 +73,8 @@ public enum GatewayNotification: Sendable, Equatable {
             else { return nil }
             self = .leaseEnded(
                 ConnectionKey(tenant: tenant, client: client, connection: connection), origin: origin, forced: forced)
+        case "webhook_pending":
+            self = .webhookPending
         default:
             return nil
         }

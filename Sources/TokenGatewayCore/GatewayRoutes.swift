@@ -60,5 +60,12 @@ public enum GatewayRoutes {
             try api.authorize(context)
         },
         Route("GET", "/tenants/{tenant}/audit", .admin) { api, context in try api.audit(context) },
+        Route("POST", "/tenants/{tenant}/webhooks", .admin) { api, context in try api.createWebhook(context) },
+        Route("GET", "/tenants/{tenant}/webhooks", .admin) { api, context in
+            .later { try await api.listWebhooks(context) }
+        },
+        Route("DELETE", "/tenants/{tenant}/webhooks/{webhook}", .admin) { api, context in
+            .later { try await api.deleteWebhook(context) }
+        },
     ]
 }

@@ -96,25 +96,33 @@ extension GatewayStore {
     }
 
     /// Ends the lease after a failed attempt and records the failure on the connection (`last_error`); a
-    /// reauthorization failure also marks the connection and drops its access token everywhere.
+    /// reauthorization failure also marks the connection and drops its access token everywhere. The webhook events
+    /// of the change (`WebhookEventType.raised`) go into the outbox in the same transaction.
     public func failRefresh(
         _ key: ConnectionKey, claim: RefreshClaim, failure: GatewayError?, reauthorization: Bool, origin: String
     ) async throws {
         try await pool.transaction { db in
             guard try await self.releaseLease(db, key, owner: claim.owner, fence: claim.fence) else { return }
             if let failure {
-                try await db.query(
+                // `previous` reads the row as it was before this statement: the status change raises the events.
+                let changed = try await db.query(
                     """
+                    WITH previous AS (SELECT status FROM connections WHERE tenant_id = $1 AND client_id = $2 AND id = $3)
                     UPDATE connections SET last_error = $4, last_error_at = to_timestamp($5::float8),
                       status = CASE WHEN $6::bool THEN 'reauthorization_required' ELSE status END,
                       access_token = CASE WHEN $6::bool THEN NULL ELSE access_token END,
                       expires_at = CASE WHEN $6::bool THEN NULL ELSE expires_at END
                     WHERE tenant_id = $1 AND client_id = $2 AND id = $3
+                    RETURNING (SELECT status FROM previous) AS previous_status, status
                     """,
                     [
                         key.tenant, key.client, key.connection, Self.encode(failure), String(TokenService.now),
                         reauthorization ? "true" : "false",
                     ])
+                if let row = changed.rows.first {
+                    try await self.raiseEvents(
+                        db, key, before: row["previous_status"], after: row["status"], failure: failure)
+                }
             }
             try await Self.notify(db, .leaseEnded(key, origin: origin, forced: false))
             if reauthorization {
@@ -195,7 +203,8 @@ extension GatewayStore {
 
     /// Writes a token answer on the connection, creating the row for a new authorization. A refresh answer without
     /// a refresh token keeps the stored one (rotation is off); a new authorization replaces it, and clears any
-    /// lease. Either way the last error is cleared.
+    /// lease. Either way the last error is cleared, and a connection that needed a person raises
+    /// `connection.recovered` in the caller's transaction.
     func writeToken(
         _ db: PostgresConnection, _ key: ConnectionKey, answer: SalesforceToken, token: CachedToken,
         replaceRefreshToken: Bool
@@ -206,8 +215,11 @@ extension GatewayStore {
         let leaseSQL =
             replaceRefreshToken
             ? "lease_owner = NULL, lease_until = NULL, lease_fence = connections.lease_fence + 1," : ""
-        try await db.query(
+        // `previous` reads the row as it was before this statement: a connection that needed a person and is active
+        // again raises `connection.recovered`.
+        let written = try await db.query(
             """
+            WITH previous AS (SELECT status FROM connections WHERE tenant_id = $1 AND client_id = $2 AND id = $3)
             INSERT INTO connections (tenant_id, client_id, id, user_id, org_id, instance_url, status, refresh_token,
               access_token, identity_url, scope, token_type, issued_at, expires_at, fetched_at, refreshed_at,
               refresh_token_used_at)
@@ -221,12 +233,15 @@ extension GatewayStore {
               token_type = EXCLUDED.token_type, issued_at = EXCLUDED.issued_at, expires_at = EXCLUDED.expires_at,
               fetched_at = EXCLUDED.fetched_at, refreshed_at = now(), \(leaseSQL) last_error = NULL,
               last_error_at = NULL, refresh_token_used_at = now(), keepalive_after = NULL, background_failures = 0
+            RETURNING (SELECT status FROM previous) AS previous_status
             """,
             [
                 key.tenant, key.client, key.connection, refresh, access, answer.userID, answer.orgID,
                 answer.instanceURL, answer.identityURL, answer.scope, answer.tokenType, String(token.issuedAt),
                 String(token.expiresAt), String(token.fetchedAt),
             ])
+        try await raiseEvents(
+            db, key, before: written.rows.first?["previous_status"], after: "active", failure: nil)
     }
 
     /// Sends `message` to every replica when the transaction commits.

@@ -31,7 +31,11 @@ public final class Metrics: Sendable {
         var refreshFailures = 0
         var introspections: [IntrospectionOutcome: Int] = [:]
         var background: [String: Int] = [:]  // "reason\u{0}outcome"
+        var webhookDeliveries: [String: Int] = [:]
     }
+
+    /// The outcomes of webhook delivery attempts, listed from the start so that rates work before the first.
+    public static let webhookOutcomes = ["delivered", "failed", "gave_up"]
 
     private let state = Mutex(State())
     /// Reads the current count of connections needing reauthorization (from the database) and of pool use.
@@ -77,6 +81,16 @@ public final class Metrics: Sendable {
     /// Background refreshes counted so far with this reason and outcome.
     public func backgroundRefreshes(reason: String, outcome: String) -> Int {
         state.withLock { $0.background["\(reason)\u{0}\(outcome)"] ?? 0 }
+    }
+
+    /// Counts one webhook delivery attempt: `delivered` (2xx), `failed` (retried later) or `gave_up`.
+    public func webhookDelivery(outcome: String) {
+        state.withLock { $0.webhookDeliveries[outcome, default: 0] += 1 }
+    }
+
+    /// Webhook delivery attempts counted so far with this outcome.
+    public func webhookDeliveries(outcome: String) -> Int {
+        state.withLock { $0.webhookDeliveries[outcome] ?? 0 }
     }
 
     /// Registers a gauge read at scrape time.
@@ -137,6 +151,12 @@ public final class Metrics: Sendable {
             "token_gateway_background_refreshes_total",
             "Background refreshes by reason (ahead, keepalive) and outcome (renewed, stored, failed).",
             ("reason", "outcome"), snapshot.background)
+        out += "# HELP token_gateway_webhook_deliveries_total Webhook delivery attempts by outcome.\n"
+        out += "# TYPE token_gateway_webhook_deliveries_total counter\n"
+        for outcome in Self.webhookOutcomes {
+            let count = snapshot.webhookDeliveries[outcome] ?? 0
+            out += "token_gateway_webhook_deliveries_total{outcome=\"\(outcome)\"} \(count)\n"
+        }
         for (name, read) in gauges.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
             out += "# TYPE \(name) gauge\n\(name) \(read())\n"
         }

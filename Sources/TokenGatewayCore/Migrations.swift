@@ -105,6 +105,44 @@ public enum GatewaySchema {
                 CREATE INDEX connections_keepalive ON connections (refresh_token_used_at)
                   WHERE status = 'active' AND refresh_token IS NOT NULL;
                 """),
+        PostgresMigration(
+            version: 4, name: "webhooks",
+            sql: """
+                CREATE TABLE webhooks (
+                  id text PRIMARY KEY,
+                  tenant_id text NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                  url text NOT NULL,
+                  events text[] NOT NULL,
+                  secret text NOT NULL,
+                  created_at timestamptz NOT NULL DEFAULT now(),
+                  last_delivery_at timestamptz,
+                  last_delivery_status int,
+                  last_delivery_error text
+                );
+                CREATE INDEX webhooks_tenant ON webhooks(tenant_id);
+                CREATE TABLE webhook_deliveries (
+                  id bigserial PRIMARY KEY,
+                  webhook_id text NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+                  event_id text NOT NULL,
+                  stream text NOT NULL,
+                  payload text NOT NULL,
+                  created_at timestamptz NOT NULL DEFAULT now(),
+                  next_attempt_at timestamptz NOT NULL DEFAULT now(),
+                  attempts int NOT NULL DEFAULT 0,
+                  claimed_by text,
+                  claimed_until timestamptz
+                );
+                CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at);
+                CREATE INDEX webhook_deliveries_stream ON webhook_deliveries (webhook_id, stream, id);
+                -- No foreign key: checking one would lock the client's row after the connection's (a refresh
+                -- failure holds that first), the opposite order of a client's delete.
+                CREATE TABLE client_rejections (
+                  tenant_id text NOT NULL,
+                  client_id text NOT NULL,
+                  raised_at timestamptz NOT NULL,
+                  PRIMARY KEY (tenant_id, client_id)
+                );
+                """),
     ]
 
     /// The newest schema version this binary knows.

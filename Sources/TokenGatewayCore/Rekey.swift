@@ -59,6 +59,12 @@ public enum Rekey {
                         "UPDATE authorize_states SET code_verifier = $2 WHERE state_hash = $1", [hash, verifier])
                 }
             }
+            for row in try await db.query("SELECT id, tenant_id, secret FROM webhooks FOR UPDATE").rows {
+                let id = row["id"] ?? ""
+                if let secret = try reseal(row["secret"], .webhookSecret(tenant: row["tenant_id"] ?? "", id: id)) {
+                    try await db.query("UPDATE webhooks SET secret = $2 WHERE id = $1", [id, secret])
+                }
+            }
             return count
         }
     }

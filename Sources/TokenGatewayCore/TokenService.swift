@@ -307,6 +307,7 @@ public final class TokenService: Sendable {
                     deadline: ContinuousClock.now + .seconds(upstreamTimeout))
             } catch let error as GatewayError {
                 if Self.isConnectionFailure(error) { metrics.refreshFailure() }
+                if error.code == "client_rejected" { await raiseClientRejected(key, error) }
                 throw error
             }
             if answer.refreshToken == nil {

@@ -29,6 +29,11 @@ struct Settings: ParsableArguments {
     )
     var upstreamAllowlist: String?
     @Option(
+        help:
+            "Comma-separated scheme://host[:port] patterns for webhook URLs (default: any https URL on a DNS name). [env: TOKEN_GATEWAY_WEBHOOK_ALLOWLIST]"
+    )
+    var webhookAllowlist: String?
+    @Option(
         help: "Whole-call timeout of Salesforce requests (default 15). [env: TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS]")
     var upstreamTimeoutSeconds: String?
     @Option(
@@ -90,6 +95,7 @@ struct Settings: ParsableArguments {
             ("DATABASE_URL", databaseURL), ("TOKEN_GATEWAY_ADMIN_TOKEN", adminToken),
             ("TOKEN_GATEWAY_ENCRYPTION_KEYS", encryptionKeys), ("TOKEN_GATEWAY_LISTEN", listen),
             ("TOKEN_GATEWAY_PUBLIC_URL", publicURL), ("TOKEN_GATEWAY_UPSTREAM_ALLOWLIST", upstreamAllowlist),
+            ("TOKEN_GATEWAY_WEBHOOK_ALLOWLIST", webhookAllowlist),
             ("TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS", upstreamTimeoutSeconds),
             ("TOKEN_GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS", upstreamConnectTimeoutSeconds),
             ("TOKEN_GATEWAY_MAX_BODY_BYTES", maxBodyBytes),

@@ -30,6 +30,7 @@ import Testing
         #expect(configuration.upstreamTimeoutSeconds == 15)
         #expect(configuration.upstreamConnectTimeoutSeconds == 5)
         #expect(configuration.keyring.primary.id == "k1")
+        #expect(configuration.webhookAllowList == nil)
     }
 
     @Test func missingOrWeakAdminTokenIsRefusedNamingTheSetting() {
@@ -70,6 +71,7 @@ import Testing
             error(["TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS": "-1"])?.setting == "TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS"
         )
         #expect(error(["TOKEN_GATEWAY_UPSTREAM_ALLOWLIST": "ftp://x"])?.setting == "TOKEN_GATEWAY_UPSTREAM_ALLOWLIST")
+        #expect(error(["TOKEN_GATEWAY_WEBHOOK_ALLOWLIST": "ftp://x"])?.setting == "TOKEN_GATEWAY_WEBHOOK_ALLOWLIST")
         #expect(error(["TOKEN_GATEWAY_LOG_FORMAT": "xml"])?.setting == "TOKEN_GATEWAY_LOG_FORMAT")
     }
 

@@ -156,6 +156,7 @@ import Testing
             .tokensStale(tenant: "acme", client: "crm", connection: "eu"),
             .leaseEnded(
                 ConnectionKey(tenant: "acme", client: "crm", connection: "default"), origin: "ab12cd34", forced: true),
+            .webhookPending,
         ]
         for message in messages {
             #expect(GatewayNotification(payload: message.payload) == message, "\(message.payload)")

@@ -266,6 +266,18 @@ public final class TokenService: Sendable {
             )
         }
         defer { gate.release(key) }
+        // A slot that came free late: the client may have been backed off meanwhile, or too little of the budget
+        // may be left for a call worth making.
+        let left = deadline - ContinuousClock.now
+        if left < min(.seconds(1), .seconds(upstreamTimeout / 4)) || gate.isBackedOff(key, now: Self.now) {
+            gate.record(key, .abandoned, now: Self.now)
+            if background { throw BackgroundSkip() }
+            throw GatewayError(
+                status: 504, code: "upstream_timeout",
+                message:
+                    "Client '\(key.client)' had no free Salesforce call slot in time, or is backed off after timeouts; retry later."
+            )
+        }
         do throws(SalesforceFailure) {
             let answer = try await salesforce.requestToken(grant, client: client, deadline: deadline)
             gate.record(key, .answered, now: Self.now)

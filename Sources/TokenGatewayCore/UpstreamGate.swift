@@ -103,6 +103,14 @@ public final class UpstreamGate: Sendable {
         entries.withLock { $0[Self.name(key), default: Entry()].backoff.admit(now: now) }
     }
 
+    /// True while the client's breaker is open (a look that changes nothing, unlike `admit`).
+    public func isBackedOff(_ key: ConnectionKey, now: Double) -> Bool {
+        entries.withLock { entries in
+            guard case .open(let until, _)? = entries[Self.name(key)]?.backoff.state else { return false }
+            return now < until
+        }
+    }
+
     /// Records how an admitted call ended.
     public func record(_ key: ConnectionKey, _ outcome: ClientBackoff.Outcome, now: Double) {
         entries.withLock { $0[Self.name(key), default: Entry()].backoff.record(outcome, now: now) }

@@ -82,6 +82,15 @@ import Testing
 
     // MARK: UpstreamGate slots
 
+    @Test func aLookAtTheBreakerChangesNothing() {
+        let gate = UpstreamGate(perClient: 2)
+        #expect(!gate.isBackedOff(Self.key, now: 0))
+        for _ in 0..<ClientBackoff.threshold { gate.record(Self.key, .timedOut, now: 0) }
+        #expect(gate.isBackedOff(Self.key, now: 1))
+        #expect(!gate.isBackedOff(Self.key, now: ClientBackoff.firstPeriod), "lapsed: the next call may probe")
+        #expect(gate.admit(Self.key, now: ClientBackoff.firstPeriod) == nil, "the probe was not taken by the look")
+    }
+
     @Test func slotsAreBoundedPerClientAndHandedToTheLongestWaiter() async {
         let gate = UpstreamGate(perClient: 2)
         let far = ContinuousClock.now + .seconds(5)

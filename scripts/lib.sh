@@ -2,7 +2,7 @@
 # shellcheck shell=bash
 
 PG_BIN=/usr/lib/postgresql/15/bin
-NEEDED_PACKAGES=(pkg-config libmicrohttpd-dev libpq-dev libcurl4-openssl-dev postgresql-15 postgresql-client-15 ca-certificates)
+NEEDED_PACKAGES=(pkg-config libmicrohttpd-dev libpq-dev libcurl4-openssl-dev postgresql-15 postgresql-client-15 ca-certificates openssl)
 
 say() { printf '==> %s\n' "$*" >&2; }
 

@@ -257,26 +257,14 @@ public final class TokenService: Sendable {
                 retryAfterSeconds: retryAfter)
         }
         guard await gate.acquire(key, deadline: background ? ContinuousClock.now : deadline) else {
-            gate.record(key, .abandoned, now: Self.now)
-            if background { throw BackgroundSkip() }
-            throw GatewayError(
-                status: 504, code: "upstream_timeout",
-                message:
-                    "Client '\(key.client)' already has \(gate.perClient) Salesforce calls in flight and none ended in time; retry later."
-            )
+            throw abandonCall(key, background: background)
         }
         defer { gate.release(key) }
         // A slot that came free late: the client may have been backed off meanwhile, or too little of the budget
         // may be left for a call worth making.
         let left = deadline - ContinuousClock.now
         if left < min(.seconds(1), .seconds(upstreamTimeout / 4)) || gate.isBackedOff(key, now: Self.now) {
-            gate.record(key, .abandoned, now: Self.now)
-            if background { throw BackgroundSkip() }
-            throw GatewayError(
-                status: 504, code: "upstream_timeout",
-                message:
-                    "Client '\(key.client)' had no free Salesforce call slot in time, or is backed off after timeouts; retry later."
-            )
+            throw abandonCall(key, background: background)
         }
         do throws(SalesforceFailure) {
             let answer = try await salesforce.requestToken(grant, client: client, deadline: deadline)
@@ -290,6 +278,18 @@ public final class TokenService: Sendable {
             }
             throw Self.map(error, grant: grant)
         }
+    }
+
+    /// An admitted call that will not be made (no call slot in time, or backed off meanwhile): the breaker learns
+    /// nothing from it; a background renewal gives way, a request gets `504`.
+    func abandonCall(_ key: ConnectionKey, background: Bool) -> any Error {
+        gate.record(key, .abandoned, now: Self.now)
+        if background { return BackgroundSkip() }
+        return GatewayError(
+            status: 504, code: "upstream_timeout",
+            message:
+                "Client '\(key.client)' got none of its \(gate.perClient) Salesforce call slots in time, or is backed off after timeouts; retry later."
+        )
     }
 
     /// Exchanges an authorization code for the connection `key`, replacing what it held. No lease is needed to

@@ -20,22 +20,26 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CLibCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
+        // Codecs (percent, form, hex, base64url, JSON escaping) and the termination-signal wait: no dependencies.
+        .target(name: "Codecs"),
+        .target(name: "Signals"),
+
         // Swift wrappers: the only code that imports C.
         .target(
             name: "HTTPServer",
-            dependencies: ["CMicroHTTPD", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["CMicroHTTPD", "Codecs", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "Postgres",
             dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "HTTPClient",
-            dependencies: ["CLibCurl", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["CLibCurl", "Codecs", .product(name: "Logging", package: "swift-log")]),
 
         // The domain: tenants, clients, connections, grants, cache, crypto, routes. No C imports.
         .target(
             name: "TokenGatewayCore",
             dependencies: [
-                "HTTPServer", "Postgres", "HTTPClient",
+                "Codecs", "HTTPServer", "Postgres", "HTTPClient",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -53,14 +57,14 @@ let package = Package(
         .executableTarget(
             name: "token-gateway",
             dependencies: [
-                "TokenGatewayCore", "Postgres", "HTTPClient",
+                "TokenGatewayCore", "Postgres", "HTTPClient", "Signals",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "fake-salesforce",
             dependencies: [
-                "FakeSalesforce",
+                "FakeSalesforce", "Signals",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -69,6 +73,7 @@ let package = Package(
         .target(
             name: "TestSupport",
             path: "Tests/TestSupport"),
+        .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "HTTPServer", "TestSupport"]),

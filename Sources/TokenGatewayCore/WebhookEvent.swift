@@ -1,3 +1,4 @@
+import Codecs
 import Crypto
 import Foundation
 
@@ -102,6 +103,6 @@ public enum WebhookSecret {
     }
 
     static func randomHex(bytes count: Int) -> String {
-        randomBytes(count).map { String(format: "%02x", $0) }.joined()
+        Hex.encode(randomBytes(count))
     }
 }

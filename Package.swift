@@ -69,9 +69,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
-        // Test helpers: throwaway PostgreSQL clusters, free ports, bounded waits.
+        // Test helpers: throwaway PostgreSQL clusters, free ports, bounded waits, threads, timing, log capture.
         .target(
             name: "TestSupport",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport"),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"]),

@@ -157,7 +157,7 @@ struct MoreTokenTests {
                 + "Content-Type: application/json\r\nX-Request-Id: left-early-1\r\n"
                 + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
             let port = h.gateway.port
-            try await offPool { try sendThenReset(port: port, Array(request.utf8), after: 0.1) }
+            try await onThread { try sendThenReset(port: port, Array(request.utf8), after: 0.1) }
             let ended = await eventually(within: 5) { lines.all.contains { $0.contains("request ended early") } }
             #expect(ended)
             let logged = lines.all

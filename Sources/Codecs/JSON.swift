@@ -29,7 +29,9 @@ public enum JSONValue: Sendable, Equatable {
 
 /// Why a body is not JSON; `offset` is the byte where parsing stopped.
 public struct JSONParseError: Error, Sendable {
+    /// The byte offset where parsing stopped.
     public let offset: Int
+    /// What was wrong there, e.g. "unterminated string".
     public let reason: String
 }
 
@@ -230,9 +232,11 @@ private struct JSONParser {
 
 /// Builds JSON text by appending; keys keep the order they are written in. Strings are escaped by `JSONEscaping`.
 public struct JSONWriter: Sendable {
+    /// The JSON text written so far, as UTF-8.
     public private(set) var bytes: [UInt8] = []
     private var needsComma: [Bool] = []
 
+    /// An empty writer.
     public init() { bytes.reserveCapacity(512) }
 
     private mutating func separator() {
@@ -249,17 +253,20 @@ public struct JSONWriter: Sendable {
         needsComma.append(false)
     }
 
+    /// Closes the innermost open object.
     public mutating func endObject() {
         needsComma.removeLast()
         bytes.append(UInt8(ascii: "}"))
     }
 
+    /// Opens an array (as a value, or as the member `key` of the enclosing object).
     public mutating func beginArray(_ key: String? = nil) {
         if let key { self.key(key) } else { separator() }
         bytes.append(UInt8(ascii: "["))
         needsComma.append(false)
     }
 
+    /// Closes the innermost open array.
     public mutating func endArray() {
         needsComma.removeLast()
         bytes.append(UInt8(ascii: "]"))
@@ -277,11 +284,13 @@ public struct JSONWriter: Sendable {
         if let value { appendString(value) } else { appendRaw("null") }
     }
 
+    /// Writes an integer member (`nil` writes `null`).
     public mutating func field(_ key: String, _ value: Int?) {
         self.key(key)
         appendRaw(value.map(String.init) ?? "null")
     }
 
+    /// Writes a boolean member.
     public mutating func field(_ key: String, _ value: Bool) {
         self.key(key)
         appendRaw(value ? "true" : "false")

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -23,10 +24,6 @@ struct RawResponse: Sendable {
     }
 
     var text: String { String(decoding: body, as: UTF8.self) }
-}
-
-struct RawHTTPError: Error, CustomStringConvertible {
-    var description: String
 }
 
 /// A minimal HTTP/1.1 client over a plain socket (one request per connection, bounded by socket timeouts), so the
@@ -74,71 +71,11 @@ enum RawHTTP {
     ) throws -> RawResponse {
         let clock = ContinuousClock()
         let started = clock.now
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw RawHTTPError(description: "socket() failed") }
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard connected == 0 else { throw RawHTTPError(description: "connect to port \(port) failed") }
-
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
-        for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        head += "Content-Length: \(body.count)\r\n\r\n"
-        let request = Array(head.utf8) + body
-        var sent = 0
-        while sent < request.count {
-            let count = request[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            guard count > 0 else { throw RawHTTPError(description: "write failed") }
-            sent += count
-        }
-
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 16384)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count == 0 { break }
-            guard count > 0 else { throw RawHTTPError(description: "read failed or timed out (errno \(errno))") }
-            received += buffer[0..<count]
-        }
-        var response = try parse(received)
-        response.elapsed = clock.now - started
-        return response
-    }
-
-    static func parse(_ bytes: [UInt8]) throws -> RawResponse {
-        let separator: [UInt8] = Array("\r\n\r\n".utf8)
-        guard
-            let end = (0...max(0, bytes.count - 4)).first(where: {
-                Array(bytes[$0..<min($0 + 4, bytes.count)]) == separator
-            })
-        else { throw RawHTTPError(description: "no header end in \(bytes.count) bytes") }
-        let lines = String(decoding: bytes[0..<end], as: UTF8.self).components(separatedBy: "\r\n")
-        let statusParts = lines[0].split(separator: " ")
-        guard statusParts.count >= 2, let status = Int(statusParts[1]) else {
-            throw RawHTTPError(description: "bad status line")
-        }
-        var headers: [(String, String)] = []
-        for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            headers.append(
-                (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
-        }
-        var body = Array(bytes[(end + 4)...])
-        if let length = headers.first(where: { $0.0.lowercased() == "content-length" }).flatMap({ Int($0.1) }),
-            length <= body.count
-        {
-            body = Array(body[0..<length])
-        }
-        return RawResponse(status: status, headers: headers, body: body)
+        let connection = try RawConnection(port: port, timeoutSeconds: timeoutSeconds)
+        var head = headers + [("Connection", "close")]
+        if body.isEmpty && method != "POST" && method != "PUT" { head.append(("Content-Length", "0")) }
+        let response = try connection.request(method, path, headers: head, body: body)
+        return RawResponse(
+            status: response.status, headers: response.headers, body: response.body, elapsed: clock.now - started)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestSupport
 
 /// Many raw client connections to 127.0.0.1, driven from one thread with poll(2): for slow and silent clients.
 /// Every wait is bounded by its argument.

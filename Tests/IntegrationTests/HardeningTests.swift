@@ -239,51 +239,9 @@ enum SourceBoundHTTP {
     static func status(
         from source: String, port: Int, method: String, path: String, headers: [(String, String)], body: String
     ) throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket() failed") }
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        func address(_ host: String, _ port: Int) -> sockaddr_in {
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = UInt16(port).bigEndian
-            address.sin_addr.s_addr = inet_addr(host)
-            return address
-        }
-        for (target, isBind) in [(address(source, 0), true), (address("127.0.0.1", port), false)] {
-            var target = target
-            let result = withUnsafePointer(to: &target) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    isBind
-                        ? bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                        : connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-            guard result == 0 else { throw Failure(description: "\(isBind ? "bind" : "connect") failed: \(errno)") }
-        }
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
-        for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        let request = Array((head + "Content-Length: \(body.utf8.count)\r\n\r\n" + body).utf8)
-        var sent = 0
-        while sent < request.count {
-            let count = request[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            guard count > 0 else { throw Failure(description: "write failed") }
-            sent += count
-        }
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count == 0 { break }
-            guard count > 0 else { throw Failure(description: "read failed or timed out (errno \(errno))") }
-            received += buffer[0..<count]
-        }
-        let statusLine = String(decoding: received.prefix(32), as: UTF8.self).split(separator: " ")
-        guard statusLine.count >= 2, let status = Int(statusLine[1]) else {
-            throw Failure(description: "no status line in \(received.count) bytes")
-        }
-        return status
+        let connection = try RawConnection(port: port, timeoutSeconds: 10, source: source)
+        let response = try connection.request(
+            method, path, headers: headers + [("Connection", "close")], body: Array(body.utf8))
+        return response.status
     }
 }

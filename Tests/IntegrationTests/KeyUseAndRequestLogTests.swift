@@ -93,21 +93,8 @@ struct KeyUseAndRequestLogTests {
 /// Connects to 127.0.0.1:`port`, writes `bytes`, waits `seconds`, then closes with a reset (SO_LINGER 0), as a
 /// client that gives up does.
 func sendThenReset(port: Int, _ bytes: [UInt8], after seconds: Double) throws {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw TestSupportError("socket() failed") }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-        }
-    }
-    guard connected == 0 else { throw TestSupportError("connect() failed: errno \(errno)") }
-    guard write(fd, bytes, bytes.count) == bytes.count else { throw TestSupportError("short write") }
+    let connection = try RawConnection(port: port)
+    try connection.writeAll(bytes)
     usleep(UInt32(seconds * 1_000_000))
-    var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+    connection.resetOnClose()
 }

@@ -2,26 +2,40 @@ import Foundation
 import Synchronization
 
 /// A response as read off the wire by `RawConnection`.
-struct WireResponse: Sendable {
-    var status: Int
-    var headers: [(String, String)]
-    var body: [UInt8]
+public struct WireResponse: Sendable {
+    /// The status code.
+    public var status: Int
+    /// The headers, in the order received.
+    public var headers: [(String, String)]
+    /// The body (framed by Content-Length, or up to EOF).
+    public var body: [UInt8]
+    /// Time from connect to the last byte read, when the request measured it.
+    public var elapsed: Duration = .zero
 
-    func header(_ name: String) -> String? {
+    /// A response with these parts.
+    public init(status: Int, headers: [(String, String)], body: [UInt8]) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// The first header named `name`, any case.
+    public func header(_ name: String) -> String? {
         headers.first { $0.0.lowercased() == name.lowercased() }?.1
     }
 
-    var text: String { String(decoding: body, as: UTF8.self) }
+    /// The body as UTF-8 text.
+    public var text: String { String(decoding: body, as: UTF8.self) }
 
     /// The body parsed as a JSON object, nil if it is not one.
-    var json: [String: Any]? {
+    public var json: [String: Any]? {
         (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
     }
 }
 
 extension WireResponse {
     /// The status line and headers of `head` (the bytes before the blank line); the body is left empty.
-    init(head: some Collection<UInt8>) throws {
+    public init(head: some Collection<UInt8>) throws {
         let lines = String(decoding: head, as: UTF8.self).components(separatedBy: "\r\n")
         let statusParts = lines[0].split(separator: " ")
         guard statusParts.count >= 2, let status = Int(statusParts[1]) else {
@@ -37,21 +51,25 @@ extension WireResponse {
     }
 }
 
-struct ClientError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+/// A failure of the raw client, said in one line.
+public struct ClientError: Error, CustomStringConvertible {
+    /// What went wrong.
+    public let description: String
+    /// An error saying `description`.
+    public init(_ description: String) { self.description = description }
 }
 
 /// A blocking HTTP/1.1 client on one TCP connection, so keep-alive is visible: several requests go out
 /// on the same socket. Every read and write is bounded by a socket timeout.
-final class RawConnection: @unchecked Sendable {
+public final class RawConnection: @unchecked Sendable {
     // @unchecked: used by one thread at a time (each test hands it from step to step sequentially).
-    let fd: Int32
+    /// The socket.
+    public let fd: Int32
     private var buffer: [UInt8] = []
 
     /// Connects to 127.0.0.1:port; throws `ClientError("refused")` when the port refuses.
-    init(port: Int, timeoutSeconds: Int = 10) throws {
-        self.fd = try connectLoopback(port: port) { fd in
+    public init(port: Int, timeoutSeconds: Int = 10, source: String? = nil) throws {
+        self.fd = try connectLoopback(port: port, source: source) { fd in
             var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -63,7 +81,7 @@ final class RawConnection: @unchecked Sendable {
     deinit { close(fd) }
 
     /// Writes one request; adds Host and Content-Length.
-    func write(
+    public func write(
         _ method: String, _ target: String, headers: [(String, String)] = [], body: [UInt8] = []
     ) throws {
         var head = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -73,7 +91,7 @@ final class RawConnection: @unchecked Sendable {
         try writeAll(Array(head.utf8) + body)
     }
 
-    func writeAll(_ bytes: [UInt8]) throws {
+    public func writeAll(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
             let sent = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -82,8 +100,14 @@ final class RawConnection: @unchecked Sendable {
         }
     }
 
+    /// Resets the connection when it closes (SO_LINGER 0), as a client that gives up does.
+    public func resetOnClose() {
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+    }
+
     /// Reads one response (Content-Length framed, or up to EOF when the server closes).
-    func readResponse(method: String = "GET") throws -> WireResponse {
+    public func readResponse(method: String = "GET") throws -> WireResponse {
         try fill { $0.firstRange(of: [13, 10, 13, 10]) != nil }
         guard let headEnd = buffer.firstRange(of: [13, 10, 13, 10]) else { throw ClientError("no header end") }
         var response = try WireResponse(head: buffer[..<headEnd.lowerBound])
@@ -106,7 +130,7 @@ final class RawConnection: @unchecked Sendable {
     }
 
     /// One request and its response.
-    func request(
+    public func request(
         _ method: String, _ target: String, headers: [(String, String)] = [], body: [UInt8] = []
     ) throws -> WireResponse {
         try write(method, target, headers: headers, body: body)
@@ -114,12 +138,12 @@ final class RawConnection: @unchecked Sendable {
     }
 
     /// True when the server has closed the connection (EOF) within the timeout.
-    func isClosedByPeer() -> Bool {
+    public func isClosedByPeer() -> Bool {
         (try? readMore()) == false
     }
 
     /// True when the server has already closed the connection (end of stream or reset waiting); never blocks.
-    func isClosedNow() -> Bool {
+    public func isClosedNow() -> Bool {
         var polled = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         guard poll(&polled, 1, 0) > 0 else { return false }
         var byte: UInt8 = 0
@@ -129,7 +153,7 @@ final class RawConnection: @unchecked Sendable {
 
     /// Reads until the server closes the connection or the socket timeout passes; returns the bytes read and
     /// whether the connection was closed (false: the read timed out with the connection still open).
-    func readUntilClosed() -> (bytes: [UInt8], closed: Bool) {
+    public func readUntilClosed() -> (bytes: [UInt8], closed: Bool) {
         var closed = false
         while true {
             do {
@@ -165,17 +189,34 @@ final class RawConnection: @unchecked Sendable {
     }
 }
 
-/// A TCP socket connected to 127.0.0.1:port, `configure`d before it connects; throws `ClientError("refused")`
-/// when the port refuses.
-func connectLoopback(port: Int, configure: (Int32) -> Void = { _ in }) throws -> Int32 {
+/// A TCP socket connected to 127.0.0.1:port, `configure`d before it connects; bound first to the loopback
+/// address `source` (e.g. 127.0.0.7) when given, so a test can play several clients. Throws
+/// `ClientError("refused")` when the port refuses.
+public func connectLoopback(port: Int, source: String? = nil, configure: (Int32) -> Void = { _ in }) throws -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw ClientError("socket() failed: errno \(errno)") }
     configure(fd)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = UInt16(port).bigEndian
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let result = withUnsafePointer(to: &address) {
+    func address(_ host: String, _ port: Int) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr(host)
+        return address
+    }
+    if let source {
+        var local = address(source, 0)
+        let bound = withUnsafePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard bound == 0 else {
+            close(fd)
+            throw ClientError("bind to \(source) failed: errno \(errno)")
+        }
+    }
+    var remote = address("127.0.0.1", port)
+    let result = withUnsafePointer(to: &remote) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
             connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
         }

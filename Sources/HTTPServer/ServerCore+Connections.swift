@@ -49,6 +49,6 @@ extension ServerCore {
         logger.info(
             "refused a request with ambiguous framing",
             metadata: ["request_id": "\(requestID)", "status": "\(refusal.status)"])
-        return queue(refusal, requestID: requestID, on: connection)
+        return queue(response(for: refusal), requestID: requestID, on: connection)
     }
 }

@@ -83,3 +83,20 @@ extension JSONWriter {
         endObject()
     }
 }
+
+extension GatewayError {
+    /// The gateway's bodies for the answers the HTTP layer gives on its own (router and server): the contract's
+    /// error shape with the codes it has always used.
+    @Sendable public static func refusalResponse(_ refusal: HTTPRefusal) -> HTTPResponse {
+        let code: String
+        switch refusal {
+        case .notFound: code = "not_found"
+        case .methodNotAllowed: code = "method_not_allowed"
+        case .payloadTooLarge: code = "payload_too_large"
+        case .shuttingDown: code = "unavailable"
+        case .badFraming(let status, _): code = status == 501 ? "not_implemented" : "invalid_request"
+        case .internalError: code = "internal_error"
+        }
+        return GatewayError(status: refusal.status, code: code, message: refusal.reason).response
+    }
+}

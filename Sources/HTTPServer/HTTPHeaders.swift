@@ -39,6 +39,15 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral {
         block.occurrences(of: name) + entries.reduce(0) { $0 + (Self.namesEqual($1.0, name) ? 1 : 0) }
     }
 
+    /// True when both lists hold the same entries in the same order (names compared exactly).
+    func sameEntries(as other: HTTPHeaders) -> Bool {
+        guard count == other.count else { return false }
+        if block.count == 0 && other.block.count == 0 {
+            return zip(entries, other.entries).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        }
+        return zip(self, other).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+    }
+
     /// Appends an entry; earlier entries with the same name stay.
     public mutating func add(_ name: String, _ value: String) {
         unfold()

@@ -303,37 +303,6 @@ final class ServerCore: Sendable {
             return .NO  // closes the connection
         }
     }
-
-    private func send(_ response: HTTPResponse, requestID: String, on connection: OpaquePointer) throws {
-        guard (100...999).contains(response.status) else {
-            throw HTTPServerError("queue response", "status \(response.status) is out of range")
-        }
-        let created = response.body.withUnsafeBytes { bytes in
-            // MUST_COPY: MHD keeps its own copy, so the Swift array may go away at once.
-            MHD_create_response_from_buffer(
-                bytes.count, UnsafeMutableRawPointer(mutating: bytes.baseAddress), .RESPMEM_MUST_COPY)
-        }
-        let mhdResponse = try check(created, "create response")
-        defer { MHD_destroy_response(mhdResponse) }
-        for (name, value) in response.headers {
-            if HTTPHeaders.namesEqual(name, "Content-Length") || HTTPHeaders.namesEqual(name, "X-Request-Id")
-                || HTTPHeaders.namesEqual(name, "Transfer-Encoding")
-            {
-                continue
-            }
-            try check(MHD_add_response_header(mhdResponse, name, value), "add header \(name)")
-        }
-        try check(MHD_add_response_header(mhdResponse, "X-Request-Id", requestID), "add header X-Request-Id")
-        if !response.headers.contains("X-Content-Type-Options") {
-            try check(
-                MHD_add_response_header(mhdResponse, "X-Content-Type-Options", "nosniff"),
-                "add header X-Content-Type-Options")
-        }
-        if draining.load(ordering: .relaxed) && response.headers["Connection"] == nil {
-            try check(MHD_add_response_header(mhdResponse, "Connection", "close"), "add header Connection")
-        }
-        try check(MHD_queue_response(connection, UInt32(response.status), mhdResponse), "queue response")
-    }
 }
 
 /// Every libmicrohttpd result goes through here, so a failure always becomes an `HTTPServerError`.
@@ -349,56 +318,4 @@ func check<Pointer>(_ pointer: Pointer?, _ operation: String, reason: String = "
 {
     guard let pointer else { throw HTTPServerError(operation, reason) }
     return pointer
-}
-
-/// Request ids: taken from `X-Request-Id` when well-formed, otherwise generated.
-enum RequestID {
-    /// `candidate` when it is 1...128 characters of `[A-Za-z0-9._:-]`, else nil.
-    static func accept(_ candidate: String?) -> String? {
-        guard let candidate, (1...128).contains(candidate.utf8.count) else { return nil }
-        for byte in candidate.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"),
-                UInt8(ascii: "-"):
-                continue
-            default:
-                return nil
-            }
-        }
-        return candidate
-    }
-
-    /// A process-wide random seed, drawn once; ids mix it with a counter (no system call per request).
-    private static let seed: (UInt64, UInt64) = {
-        var generator = SystemRandomNumberGenerator()
-        return (generator.next(), generator.next())
-    }()
-    private static let counter = Atomic<UInt64>(0)
-
-    /// 32 lowercase hex digits, unique within the process and unpredictable across processes. Ids are for
-    /// correlation, not secrets: two bijective mixes of a random seed plus a counter are enough.
-    static func generate() -> String {
-        let n = counter.add(1, ordering: .relaxed).newValue
-        let digits = Array("0123456789abcdef".utf8)
-        return String(unsafeUninitializedCapacity: 32) { buffer in
-            var index = 0
-            for var word in [mix(seed.0 &+ n), mix(seed.1 ^ (n &* 0x9E37_79B9_7F4A_7C15))] {
-                for _ in 0..<16 {
-                    buffer[index] = digits[Int(word & 0xF)]
-                    word >>= 4
-                    index += 1
-                }
-            }
-            return 32
-        }
-    }
-
-    /// SplitMix64's finaliser: a bijection on UInt64 that spreads every input bit.
-    private static func mix(_ value: UInt64) -> UInt64 {
-        var z = value
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

@@ -31,13 +31,44 @@ let package = Package(
             name: "HTTPClient",
             dependencies: ["CLibCurl", .product(name: "Logging", package: "swift-log")]),
 
-        // The domain: tenants, clients, connections, grants, cache, crypto, routes. No C imports.
+        // The layers above the C fence. Each may import only what its line says (and the Swift packages listed):
+        //   Codecs              nothing: percent, hex, base64url, JSON reading and writing.
+        //   TokenGatewayDomain  Codecs, Crypto, Logging. Tenants, keys, clients, grants, tokens, refresh
+        //                       decisions, the lease state machine, typed errors. No HTTP, no SQL.
+        //   TokenGatewayStore   Domain, Postgres. All SQL, migrations and the typed NOTIFY messages; the only
+        //                       module above the fence that imports Postgres.
+        //   TokenGatewayService Domain, Store, HTTPClient. The refresh engine, Salesforce calls, the token
+        //                       lifecycle, webhook deliveries, metrics.
+        //   TokenGatewayAPI     Domain, Store, Service, HTTPServer. Routes, request parsing, authentication,
+        //                       the request chain (metrics, logging) and the error-to-HTTP mapping.
+        //   token-gateway       everything: configuration and wiring.
+        .target(name: "Codecs"),
         .target(
-            name: "TokenGatewayCore",
+            name: "TokenGatewayDomain",
             dependencies: [
-                "HTTPServer", "Postgres", "HTTPClient",
+                "Codecs",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "TokenGatewayStore",
+            dependencies: [
+                "Codecs", "TokenGatewayDomain", "Postgres", .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "TokenGatewayService",
+            dependencies: [
+                "Codecs", "TokenGatewayDomain", "TokenGatewayStore", "HTTPClient",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "TokenGatewayAPI",
+            dependencies: [
+                "Codecs", "TokenGatewayDomain", "TokenGatewayStore", "TokenGatewayService", "HTTPServer",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // A fake of Salesforce's OAuth endpoints for tests, the demo and the benchmarks.
@@ -53,7 +84,8 @@ let package = Package(
         .executableTarget(
             name: "token-gateway",
             dependencies: [
-                "TokenGatewayCore", "Postgres", "HTTPClient",
+                "Codecs", "TokenGatewayDomain", "TokenGatewayStore", "TokenGatewayService", "TokenGatewayAPI",
+                "HTTPServer", "HTTPClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -73,12 +105,17 @@ let package = Package(
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "HTTPServer", "TestSupport"]),
         .testTarget(
-            name: "TokenGatewayCoreTests", dependencies: ["TokenGatewayCore", "Postgres", "HTTPClient", "TestSupport"]),
+            name: "TokenGatewayCoreTests",
+            dependencies: [
+                "Codecs", "TokenGatewayDomain", "TokenGatewayStore", "TokenGatewayService", "TokenGatewayAPI",
+                "token-gateway", "HTTPServer", "Postgres", "HTTPClient", "TestSupport",
+            ]),
         .testTarget(name: "FakeSalesforceTests", dependencies: ["FakeSalesforce", "HTTPClient", "TestSupport"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "TokenGatewayCore", "FakeSalesforce", "HTTPClient", "HTTPServer", "Postgres", "TestSupport",
+                "Codecs", "TokenGatewayDomain", "TokenGatewayStore", "TokenGatewayService", "TokenGatewayAPI",
+                "token-gateway", "FakeSalesforce", "HTTPClient", "HTTPServer", "Postgres", "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
     ],

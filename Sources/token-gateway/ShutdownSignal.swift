@@ -1,7 +1,12 @@
+import Codecs
 import Dispatch
 import Foundation
 import HTTPClient
 import Logging
+import TokenGatewayAPI
+import TokenGatewayDomain
+import TokenGatewayService
+import TokenGatewayStore
 
 /// Waits for SIGTERM or SIGINT. The handlers live here, not in top-level code, so they do not inherit the main actor.
 enum ShutdownSignal {

@@ -1,8 +1,11 @@
 import ArgumentParser
+import Codecs
 import Foundation
 import Logging
-import Postgres
-import TokenGatewayCore
+import TokenGatewayAPI
+import TokenGatewayDomain
+import TokenGatewayService
+import TokenGatewayStore
 
 @main
 struct TokenGatewayCommand: AsyncParsableCommand {
@@ -194,17 +197,13 @@ struct Migrate: AsyncParsableCommand {
             (try GatewayConfiguration.databaseURL(values), try GatewayConfiguration.LogSettings.make(values))
         }
         let logger = bootstrapLogging(log)
-        let pool = PostgresPool(configuration: PostgresConfiguration(url: url, poolSize: 2), logger: logger)
         let applied: [Int]
         do {
-            applied = try await PostgresMigrator.migrate(
-                pool: pool, migrations: GatewaySchema.migrations, logger: logger)
+            applied = try await GatewayDatabase.migrate(url: url, logger: logger)
         } catch {
             logger.critical("migrations failed", metadata: ["error": "\(error)"])
-            await pool.close()
             throw ExitCode(1)
         }
-        await pool.close()
         logger.info(
             "migrations done",
             metadata: [
@@ -236,18 +235,21 @@ struct Rekey: AsyncParsableCommand {
     func run() async throws {
         let configuration = try settings.load()
         let logger = bootstrapLogging(configuration.log)
-        let pool = PostgresPool(
-            configuration: PostgresConfiguration(url: configuration.databaseURL, poolSize: 2), logger: logger)
         let count: Int
         do {
-            _ = try await PostgresMigrator.migrate(pool: pool, migrations: GatewaySchema.migrations, logger: logger)
-            count = try await TokenGatewayCore.Rekey.run(pool: pool, keyring: configuration.keyring)
+            let (database, _) = try await GatewayDatabase.open(
+                url: configuration.databaseURL, poolSize: 2, keyring: configuration.keyring, logger: logger)
+            do {
+                count = try await database.rekey(keyring: configuration.keyring)
+                await database.close()
+            } catch {
+                await database.close()
+                throw error
+            }
         } catch {
             logger.critical("rekey failed", metadata: ["error": "\(error)"])
-            await pool.close()
             throw ExitCode(1)
         }
-        await pool.close()
         logger.info("rekey done", metadata: ["resealed": "\(count)", "key": "\(configuration.keyring.primary.id)"])
     }
 }

@@ -1,7 +1,12 @@
 import Foundation
 import Testing
 
-@testable import TokenGatewayCore
+@testable import Codecs
+@testable import TokenGatewayAPI
+@testable import TokenGatewayDomain
+@testable import TokenGatewayService
+@testable import TokenGatewayStore
+@testable import token_gateway
 
 /// `Docker/prometheus/alerts.yml` may only use metrics a running gateway really exports.
 @Suite struct AlertRulesTests {

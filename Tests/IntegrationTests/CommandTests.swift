@@ -4,7 +4,12 @@ import Logging
 import TestSupport
 import Testing
 
-@testable import TokenGatewayCore
+@testable import Codecs
+@testable import TokenGatewayAPI
+@testable import TokenGatewayDomain
+@testable import TokenGatewayService
+@testable import TokenGatewayStore
+@testable import token_gateway
 
 /// The `token-gateway` binary itself, as an operator runs it.
 @Suite

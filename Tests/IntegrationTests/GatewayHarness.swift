@@ -7,7 +7,12 @@ import Synchronization
 import TestSupport
 import Testing
 
-@testable import TokenGatewayCore
+@testable import Codecs
+@testable import TokenGatewayAPI
+@testable import TokenGatewayDomain
+@testable import TokenGatewayService
+@testable import TokenGatewayStore
+@testable import token_gateway
 
 /// A gateway on 127.0.0.1 (port 0) against a fresh database of the test cluster and a fake Salesforce.
 /// Every test makes its own and calls `stop()` in a `defer`-like way (`withHarness`).

@@ -5,7 +5,12 @@ import TestSupport
 import Testing
 import _CryptoExtras
 
-@testable import TokenGatewayCore
+@testable import Codecs
+@testable import TokenGatewayAPI
+@testable import TokenGatewayDomain
+@testable import TokenGatewayService
+@testable import TokenGatewayStore
+@testable import token_gateway
 
 #if canImport(Glibc)
     import Glibc

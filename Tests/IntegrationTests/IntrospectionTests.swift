@@ -6,7 +6,12 @@ import Synchronization
 import TestSupport
 import Testing
 
-@testable import TokenGatewayCore
+@testable import Codecs
+@testable import TokenGatewayAPI
+@testable import TokenGatewayDomain
+@testable import TokenGatewayService
+@testable import TokenGatewayStore
+@testable import token_gateway
 
 /// `SalesforceTokenEndpoint.introspect` against the fake Salesforce over real HTTP on 127.0.0.1 (no gateway, no
 /// database): the expiry it reads, each typed failure, the metric, and no secret in errors or logs.

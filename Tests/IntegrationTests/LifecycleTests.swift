@@ -3,7 +3,12 @@ import Foundation
 import TestSupport
 import Testing
 
-@testable import TokenGatewayCore
+@testable import Codecs
+@testable import TokenGatewayAPI
+@testable import TokenGatewayDomain
+@testable import TokenGatewayService
+@testable import TokenGatewayStore
+@testable import token_gateway
 
 /// Tokens without waiting: refresh ahead, keep-alive, expiry from introspection, `last_error`; one and two replicas.
 @Suite struct LifecycleTests {

@@ -5,7 +5,12 @@ import TestSupport
 import Testing
 import _CryptoExtras
 
-@testable import TokenGatewayCore
+@testable import Codecs
+@testable import TokenGatewayAPI
+@testable import TokenGatewayDomain
+@testable import TokenGatewayService
+@testable import TokenGatewayStore
+@testable import token_gateway
 
 @Suite
 struct MoreTokenTests {
@@ -38,7 +43,9 @@ struct MoreTokenTests {
             // The second replica learns the token from the database once, then serves it from memory.
             #expect(try await other.token(key: key)["access_token"] == first["access_token"])
             #expect(try await other.token(key: key)["source"] == "cache")
-            #expect(try await h.call("PATCH", "/tenants/acme/clients/crm", json: #"{"token_ttl_seconds":900}"#).status == 200)
+            #expect(
+                try await h.call("PATCH", "/tenants/acme/clients/crm", json: #"{"token_ttl_seconds":900}"#).status
+                    == 200)
             let renewed = await eventually(within: 1.0) {
                 (try? await other.token(key: key))?["source"] == "upstream"
             }

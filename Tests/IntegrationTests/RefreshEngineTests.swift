@@ -5,7 +5,12 @@ import Synchronization
 import TestSupport
 import Testing
 
-@testable import TokenGatewayCore
+@testable import Codecs
+@testable import TokenGatewayAPI
+@testable import TokenGatewayDomain
+@testable import TokenGatewayService
+@testable import TokenGatewayStore
+@testable import token_gateway
 
 /// The refresh engine against real PostgreSQL and the fake over HTTP, with two replicas: no database connection is
 /// held while Salesforce is called, a sick org costs only its own requests, leases of dead replicas are taken over.

@@ -3,7 +3,12 @@ import Postgres
 import TestSupport
 import Testing
 
-@testable import TokenGatewayCore
+@testable import Codecs
+@testable import TokenGatewayAPI
+@testable import TokenGatewayDomain
+@testable import TokenGatewayService
+@testable import TokenGatewayStore
+@testable import token_gateway
 
 /// The webhook routes: bad input refused with nothing stored, the secret shown once and kept sealed, deletes.
 @Suite struct WebhookAdminTests {

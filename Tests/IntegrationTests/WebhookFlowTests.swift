@@ -3,7 +3,12 @@ import Foundation
 import TestSupport
 import Testing
 
-@testable import TokenGatewayCore
+@testable import Codecs
+@testable import TokenGatewayAPI
+@testable import TokenGatewayDomain
+@testable import TokenGatewayService
+@testable import TokenGatewayStore
+@testable import token_gateway
 
 /// Events from the token path to a real receiver on 127.0.0.1: signed, on time, retried, in order, kept across a
 /// restart, only to the tenant's own webhooks, and never holding up a request.

@@ -6,7 +6,12 @@ import Synchronization
 import TestSupport
 import Testing
 
-@testable import TokenGatewayCore
+@testable import Codecs
+@testable import TokenGatewayAPI
+@testable import TokenGatewayDomain
+@testable import TokenGatewayService
+@testable import TokenGatewayStore
+@testable import token_gateway
 
 /// A webhook receiver for tests: the project's HTTP server on 127.0.0.1 (port 0) that records every request and
 /// answers from a script (`204` once the script is used up).

@@ -1,6 +1,11 @@
 import Testing
 
-@testable import TokenGatewayCore
+@testable import Codecs
+@testable import TokenGatewayAPI
+@testable import TokenGatewayDomain
+@testable import TokenGatewayService
+@testable import TokenGatewayStore
+@testable import token_gateway
 
 @Suite struct AuthorizationCodeTests {
     static let code = "aPrx0jWjRo8KRXuA.2sGq+b/c=="

@@ -2,7 +2,12 @@ import HTTPServer
 import Testing
 import _CryptoExtras
 
-@testable import TokenGatewayCore
+@testable import Codecs
+@testable import TokenGatewayAPI
+@testable import TokenGatewayDomain
+@testable import TokenGatewayService
+@testable import TokenGatewayStore
+@testable import token_gateway
 
 @Suite struct ClientValidationTests {
     static let allow = UpstreamAllowList.salesforceDefault
@@ -153,7 +158,7 @@ import _CryptoExtras
             _ = try RequestBody.parse(request, maxBytes: 10)
             return nil
         } catch {
-            return (error.status, error.code)
+            return (error.code.status, error.code.rawValue)
         }
     }
 
@@ -163,7 +168,7 @@ import _CryptoExtras
                 _ = try RequestBody.parse(request(body), maxBytes: 1000)
                 return nil
             } catch {
-                return error.status == 400 && error.code == "invalid_request" ? error.message : "\(error)"
+                return error.code.status == 400 && error.code.rawValue == "invalid_request" ? error.message : "\(error)"
             }
         }
         #expect(message(#"{"id":"acme","name":"Acme\u0000Admin"}"#)?.hasPrefix("name: must not contain") == true)

@@ -2,7 +2,12 @@ import Logging
 import Postgres
 import Testing
 
-@testable import TokenGatewayCore
+@testable import Codecs
+@testable import TokenGatewayAPI
+@testable import TokenGatewayDomain
+@testable import TokenGatewayService
+@testable import TokenGatewayStore
+@testable import token_gateway
 
 /// The contract's answers to failures of the database and of Salesforce, without I/O.
 @Suite struct ErrorMappingTests {
@@ -33,13 +38,18 @@ import Testing
             UpstreamDetails(status: 400, error: error, errorDescription: description)
         }
         let cases: [(SalesforceFailure, TokenGrant, Int, String)] = [
-            (.refused(details("invalid_grant", "expired access/refresh token")), refresh, 409, "reauthorization_required"),
+            (
+                .refused(details("invalid_grant", "expired access/refresh token")), refresh, 409,
+                "reauthorization_required"
+            ),
             (.refused(details("invalid_grant", "expired authorization code")), code, 400, "invalid_grant"),
             (.refused(details("invalid_client_id")), refresh, 409, "client_rejected"),
             (.refused(details("invalid_client")), code, 409, "client_rejected"),
             (.refused(details("unsupported_grant_type")), refresh, 409, "client_rejected"),
-            (.refused(details("invalid_grant", "request not supported on this domain")), .clientCredentials, 409,
-                "client_rejected"),
+            (
+                .refused(details("invalid_grant", "request not supported on this domain")), .clientCredentials, 409,
+                "client_rejected"
+            ),
             (.refused(details("invalid_request")), refresh, 502, "upstream_error"),
             (.throttled(retryAfterSeconds: 17, details("rate_limit_exceeded")), refresh, 429, "upstream_rate_limited"),
             (.serverError(status: 503), refresh, 502, "upstream_error"),
@@ -50,20 +60,21 @@ import Testing
             (.transport, refresh, 502, "upstream_error"),
         ]
         for (failure, grant, status, code) in cases {
-            let mapped = TokenService.map(failure, grant: grant)
-            #expect(mapped.status == status && mapped.code == code, "\(failure) → \(mapped)")
+            let mapped = failure.gatewayError(grant: grant)
+            #expect(mapped.code.status == status && mapped.code.rawValue == code, "\(failure) → \(mapped)")
         }
         #expect(
-            TokenService.map(.throttled(retryAfterSeconds: 17, details("x")), grant: refresh).retryAfterSeconds == 17)
+            SalesforceFailure.throttled(retryAfterSeconds: 17, details("x")).gatewayError(grant: refresh)
+                .retryAfterSeconds == 17)
     }
 
     @Test func aRecordedFailureSurvivesTheDatabaseRoundTrip() {
         let failure = GatewayError(
-            status: 409, code: "reauthorization_required", message: "a \"quoted\" message",
+            .reauthorizationRequired, message: "a \"quoted\" message",
             upstream: UpstreamDetails(status: 400, error: "invalid_grant", errorDescription: "inactive user"),
             retryAfterSeconds: nil)
         #expect(GatewayStore.decodeFailure(GatewayStore.encode(failure)) == failure)
-        let limited = GatewayError(status: 504, code: "upstream_timeout", message: "m", retryAfterSeconds: 15)
+        let limited = GatewayError(.upstreamTimeout, message: "m", retryAfterSeconds: 15)
         #expect(GatewayStore.decodeFailure(GatewayStore.encode(limited)) == limited)
         #expect(GatewayStore.decodeFailure("not json") == nil)
     }

@@ -1,6 +1,11 @@
 import Testing
 
-@testable import TokenGatewayCore
+@testable import Codecs
+@testable import TokenGatewayAPI
+@testable import TokenGatewayDomain
+@testable import TokenGatewayService
+@testable import TokenGatewayStore
+@testable import token_gateway
 
 /// Reading introspection answers and choosing `expires_at`, without I/O.
 @Suite struct IntrospectionAnswerTests {

@@ -1,7 +1,12 @@
 import Foundation
 import Testing
 
-@testable import TokenGatewayCore
+@testable import Codecs
+@testable import TokenGatewayAPI
+@testable import TokenGatewayDomain
+@testable import TokenGatewayService
+@testable import TokenGatewayStore
+@testable import token_gateway
 
 @Suite struct KeyringTests {
     static func keyring(_ ids: [String]) throws -> Keyring {

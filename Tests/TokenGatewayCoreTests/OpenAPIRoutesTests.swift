@@ -1,10 +1,15 @@
+import Codecs
 import Foundation
 import HTTPClient
 import Logging
 import Postgres
 import Testing
+import TokenGatewayAPI
+import TokenGatewayDomain
+import TokenGatewayService
+import TokenGatewayStore
 
-import TokenGatewayCore
+@testable import token_gateway
 
 /// `openapi.yaml` must describe exactly the routes the gateway's router serves, each with the credential its entry
 /// in `GatewayRoutes.table` takes, and every operation that takes a credential must answer its errors with the
@@ -146,7 +151,8 @@ import TokenGatewayCore
             forceRefreshGraceSeconds: configuration.forceRefreshGraceSeconds,
             keyUpstreamLimitPerMinute: configuration.keyUpstreamLimitPerMinute)
         let api = GatewayAPI(
-            configuration: configuration, store: store, keys: KeyRegistry(adminToken: configuration.adminToken),
+            configuration: configuration.apiSettings, store: store,
+            keys: KeyRegistry(adminToken: configuration.adminToken),
             cache: cache, tokens: tokens, salesforce: salesforce, metrics: metrics, logger: logger,
             readiness: { (true, nil) })
         let routes = api.makeRouter().routes.map { "\($0.method) \($0.pattern)" }

@@ -1,6 +1,11 @@
 import Testing
 
-@testable import TokenGatewayCore
+@testable import Codecs
+@testable import TokenGatewayAPI
+@testable import TokenGatewayDomain
+@testable import TokenGatewayService
+@testable import TokenGatewayStore
+@testable import token_gateway
 
 /// When tokens in use are renewed in the background, and which ones: pure rules and the cache's demand records.
 @Suite struct RefreshAheadTests {

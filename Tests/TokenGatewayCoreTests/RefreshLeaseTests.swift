@@ -1,6 +1,11 @@
 import Testing
 
-@testable import TokenGatewayCore
+@testable import Codecs
+@testable import TokenGatewayAPI
+@testable import TokenGatewayDomain
+@testable import TokenGatewayService
+@testable import TokenGatewayStore
+@testable import token_gateway
 
 @Suite struct RefreshLeaseTests {
     static func token(fetchedAt: Double, expiresAt: Double) -> CachedToken {
@@ -109,7 +114,7 @@ import Testing
     }
 
     @Test func aFailureThatEndedTheLeaseWeWaitedOnIsTheAnswer() {
-        let failure = GatewayError(status: 504, code: "upstream_timeout", message: "late")
+        let failure = GatewayError(.upstreamTimeout, message: "late")
         let snapshot = ConnectionSnapshot(
             exists: true, hasRefreshToken: true, lastFailure: RecordedFailure(at: 1001, error: failure))
         #expect(
@@ -122,13 +127,14 @@ import Testing
 
     @Test func aDeadRefreshTokenNeedsAPersonButAJWTClientTriesAgain() {
         let snapshot = ConnectionSnapshot(exists: true, needsReauthorization: true, hasRefreshToken: true)
-        guard case .fail(let error) = RefreshDecision.decide(
-            snapshot, grant: .authorizationCode, need: Self.need(), now: 1000)
+        guard
+            case .fail(let error) = RefreshDecision.decide(
+                snapshot, grant: .authorizationCode, need: Self.need(), now: 1000)
         else {
             Issue.record("expected a failure")
             return
         }
-        #expect(error.code == "reauthorization_required" && error.status == 409)
+        #expect(error.code.rawValue == "reauthorization_required" && error.code.status == 409)
         #expect(
             RefreshDecision.decide(snapshot, grant: .jwtBearer, need: Self.need(), now: 1000)
                 == .claim(takeover: false))

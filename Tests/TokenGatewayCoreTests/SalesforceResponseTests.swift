@@ -3,7 +3,12 @@ import Foundation
 import Testing
 import _CryptoExtras
 
-@testable import TokenGatewayCore
+@testable import Codecs
+@testable import TokenGatewayAPI
+@testable import TokenGatewayDomain
+@testable import TokenGatewayService
+@testable import TokenGatewayStore
+@testable import token_gateway
 
 @Suite struct SalesforceResponseTests {
     static let secret = "5E8FEXAMPLESECRET"
@@ -92,24 +97,36 @@ import _CryptoExtras
             UpstreamDetails(status: 400, error: error, errorDescription: description)
         }
         #expect(
-            TokenService.map(.refused(details("invalid_grant", "expired authorization code")), grant: code).status
+            SalesforceFailure.refused(details("invalid_grant", "expired authorization code")).gatewayError(grant: code)
+                .code.status
                 == 400)
-        #expect(TokenService.map(.refused(details("invalid_grant")), grant: code).code == "invalid_grant")
-        #expect(TokenService.map(.refused(details("redirect_uri_mismatch")), grant: code).code == "invalid_grant")
-        #expect(TokenService.map(.refused(details("invalid_grant")), grant: grant).code == "reauthorization_required")
-        #expect(TokenService.map(.refused(details("invalid_client")), grant: grant).code == "client_rejected")
-        #expect(TokenService.map(.refused(details("invalid_client_id")), grant: code).code == "client_rejected")
         #expect(
-            TokenService.map(
-                .refused(details("invalid_grant", "request not supported on this domain")),
+            SalesforceFailure.refused(details("invalid_grant")).gatewayError(grant: code).code.rawValue
+                == "invalid_grant")
+        #expect(
+            SalesforceFailure.refused(details("redirect_uri_mismatch")).gatewayError(grant: code).code.rawValue
+                == "invalid_grant")
+        #expect(
+            SalesforceFailure.refused(details("invalid_grant")).gatewayError(grant: grant).code.rawValue
+                == "reauthorization_required")
+        #expect(
+            SalesforceFailure.refused(details("invalid_client")).gatewayError(grant: grant).code.rawValue
+                == "client_rejected")
+        #expect(
+            SalesforceFailure.refused(details("invalid_client_id")).gatewayError(grant: code).code.rawValue
+                == "client_rejected")
+        #expect(
+            SalesforceFailure.refused(details("invalid_grant", "request not supported on this domain")).gatewayError(
                 grant: .clientCredentials
-            ).code == "client_rejected")
-        let throttled = TokenService.map(.throttled(retryAfterSeconds: 7, details("rate_limit_exceeded")), grant: grant)
+            ).code.rawValue == "client_rejected")
+        let throttled = SalesforceFailure.throttled(retryAfterSeconds: 7, details("rate_limit_exceeded")).gatewayError(
+            grant: grant)
         #expect(
-            throttled.status == 429 && throttled.code == "upstream_rate_limited" && throttled.retryAfterSeconds == 7)
-        #expect(TokenService.map(.serverError(status: 500), grant: grant).status == 502)
-        #expect(TokenService.map(.badSignature, grant: grant).code == "upstream_error")
-        #expect(TokenService.map(.timeout, grant: grant).status == 504)
+            throttled.code.status == 429 && throttled.code.rawValue == "upstream_rate_limited"
+                && throttled.retryAfterSeconds == 7)
+        #expect(SalesforceFailure.serverError(status: 500).gatewayError(grant: grant).code.status == 502)
+        #expect(SalesforceFailure.badSignature.gatewayError(grant: grant).code.rawValue == "upstream_error")
+        #expect(SalesforceFailure.timeout.gatewayError(grant: grant).code.status == 504)
     }
 
     @Test func jwtAssertionIsRS256WithTheContractClaims() throws {

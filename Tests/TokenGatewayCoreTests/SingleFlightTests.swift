@@ -2,7 +2,12 @@ import Foundation
 import Synchronization
 import Testing
 
-@testable import TokenGatewayCore
+@testable import Codecs
+@testable import TokenGatewayAPI
+@testable import TokenGatewayDomain
+@testable import TokenGatewayService
+@testable import TokenGatewayStore
+@testable import token_gateway
 
 /// The in-process coalescing rules, with the work as a closure (no database, no Salesforce).
 @Suite struct SingleFlightTests {
@@ -120,7 +125,7 @@ import Testing
     @Test func aLeaderRefusedForItsKeysLimitDoesNotRefuseTheFollower() async throws {
         let flight = SingleFlight()
         let recorder = Recorder()
-        let limited = GatewayError(status: 429, code: "rate_limited", message: "A is limited", retryAfterSeconds: 3)
+        let limited = GatewayError(.rateLimited, message: "A is limited", retryAfterSeconds: 3)
         let (leader, follower) = try await Self.race(
             flight, recorder, leader: (need(recorder), recorder.work(failWith: limited)),
             follower: (need(recorder), recorder.work()))
@@ -135,7 +140,7 @@ import Testing
     @Test func otherLeaderFailuresAreSharedWithFollowers() async throws {
         let flight = SingleFlight()
         let recorder = Recorder()
-        let dead = GatewayError(status: 409, code: "reauthorization_required", message: "dead")
+        let dead = GatewayError(.reauthorizationRequired, message: "dead")
         let work = recorder.work(failWith: dead)
         let (leader, follower) = try await Self.race(
             flight, recorder, leader: (need(recorder), work),

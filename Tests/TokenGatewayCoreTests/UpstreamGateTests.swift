@@ -2,7 +2,12 @@ import Foundation
 import Synchronization
 import Testing
 
-@testable import TokenGatewayCore
+@testable import Codecs
+@testable import TokenGatewayAPI
+@testable import TokenGatewayDomain
+@testable import TokenGatewayService
+@testable import TokenGatewayStore
+@testable import token_gateway
 
 @Suite struct UpstreamGateTests {
     static let key = ConnectionKey(tenant: "acme", client: "crm", connection: "default")

@@ -1,7 +1,12 @@
 import Foundation
 import Testing
 
-@testable import TokenGatewayCore
+@testable import Codecs
+@testable import TokenGatewayAPI
+@testable import TokenGatewayDomain
+@testable import TokenGatewayService
+@testable import TokenGatewayStore
+@testable import token_gateway
 
 @Suite struct WebhookDeliveryTests {
     @Test func retriesStartWithinFiveSecondsThenDoubleUpToTenMinutes() {
@@ -81,9 +86,9 @@ import Testing
 
 @Suite struct WebhookEventTests {
     @Test func statusEventsAreRaisedOnlyWhenTheStatusChanges() {
-        let reauth = GatewayError(status: 409, code: "reauthorization_required", message: "m")
-        let rejected = GatewayError(status: 409, code: "client_rejected", message: "m")
-        let timeout = GatewayError(status: 504, code: "upstream_timeout", message: "m")
+        let reauth = GatewayError(.reauthorizationRequired, message: "m")
+        let rejected = GatewayError(.clientRejected, message: "m")
+        let timeout = GatewayError(.upstreamTimeout, message: "m")
         typealias E = WebhookEventType
         #expect(
             E.raised(before: "active", after: "reauthorization_required", failure: reauth) == [.reauthorizationRequired]
@@ -99,7 +104,7 @@ import Testing
 
     @Test func theBodyCarriesTenantClientConnectionAndError() throws {
         let failure = GatewayError(
-            status: 409, code: "reauthorization_required", message: "Salesforce no longer accepts it.",
+            .reauthorizationRequired, message: "Salesforce no longer accepts it.",
             upstream: UpstreamDetails(status: 400, error: "invalid_grant", errorDescription: "expired"))
         let event = WebhookEvent(
             type: .reauthorizationRequired, connection: ConnectionKey(tenant: "acme", client: "crm", connection: "eu"),
@@ -152,7 +157,7 @@ import Testing
             _ = try WebhookValidation.create(body: try body(json), allowList: allowList)
             return nil
         } catch let error as GatewayError {
-            #expect(error.code == "invalid_request")
+            #expect(error.code.rawValue == "invalid_request")
             return error.message
         }
     }

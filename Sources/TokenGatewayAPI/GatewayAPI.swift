@@ -1,0 +1,292 @@
+import Codecs
+import Foundation
+import HTTPServer
+import Logging
+import TokenGatewayDomain
+import TokenGatewayService
+import TokenGatewayStore
+
+/// What a route handler gives back: an answer now (the fast path, on the HTTP thread) or work that needs I/O.
+public enum Reply: Sendable {
+    case now(HTTPResponse)
+    case later(@Sendable () async throws -> HTTPResponse)
+}
+
+/// A matched request with its checked caller.
+public struct RequestContext: Sendable {
+    public var request: HTTPRequest
+    public var parameters: PathParameters
+    public var caller: Caller
+    public var logger: Logger
+
+    public func parameter(_ name: String) -> String { parameters[name] ?? "" }
+}
+
+/// Who may call a route.
+public enum Access: Sendable { case anyone, admin, tenantKey }
+
+/// The HTTP face of the gateway: builds the router from `GatewayRoutes.table`, checks credentials, turns errors into
+/// the contract's JSON bodies, and records metrics and one log line per request with its request id.
+public final class GatewayAPI: Sendable {
+    /// What the routes need of the gateway's settings.
+    public let configuration: Settings
+    public let store: GatewayStore
+    public let keys: KeyRegistry
+    public let cache: TokenCache
+    public let tokens: TokenService
+    public let salesforce: SalesforceTokenEndpoint
+    public let metrics: Metrics
+    public let logger: Logger
+    let readiness: @Sendable () async -> (ready: Bool, reason: String?)
+    /// Failed credentials per address, unknown-key lookups and refusal log lines, each bounded.
+    let authentication = AuthenticationGuard()
+
+    public init(
+        configuration: Settings, store: GatewayStore, keys: KeyRegistry, cache: TokenCache,
+        tokens: TokenService,
+        salesforce: SalesforceTokenEndpoint, metrics: Metrics, logger: Logger,
+        readiness: @escaping @Sendable () async -> (ready: Bool, reason: String?)
+    ) {
+        self.configuration = configuration
+        self.store = store
+        self.keys = keys
+        self.cache = cache
+        self.tokens = tokens
+        self.salesforce = salesforce
+        self.metrics = metrics
+        self.logger = logger
+        self.readiness = readiness
+    }
+
+    /// What the HTTP API needs of the gateway's settings (the executable reads them from the environment).
+    public struct Settings: Sendable {
+        /// The largest request body accepted, in bytes.
+        public var maxBodyBytes: Int
+        /// The gateway's public base URL (for `/callback`), if authorize links are enabled.
+        public var publicURL: String?
+        /// Where clients' `login_url` may point.
+        public var upstreamAllowList: UpstreamAllowList
+        /// Where webhook URLs may point (nil: public HTTPS hosts only).
+        public var webhookAllowList: UpstreamAllowList?
+
+        /// Settings with the contract's defaults for what is not given.
+        public init(
+            maxBodyBytes: Int = 65536, publicURL: String? = nil,
+            upstreamAllowList: UpstreamAllowList = .salesforceDefault, webhookAllowList: UpstreamAllowList? = nil
+        ) {
+            self.maxBodyBytes = maxBodyBytes
+            self.publicURL = publicURL
+            self.upstreamAllowList = upstreamAllowList
+            self.webhookAllowList = webhookAllowList
+        }
+    }
+
+    typealias Handler = @Sendable (RequestContext) throws -> Reply
+
+    /// The router serving every route of `GatewayRoutes.table`, each behind its credential check.
+    public func makeRouter() -> Router {
+        var router = Router(refusals: GatewayError.refusalResponse)
+        for route in GatewayRoutes.table {
+            let handler = route.handler
+            router.add(route.method, route.pattern) { [self] request, parameters in
+                self.serve(request, parameters, pattern: route.pattern, access: route.access) { try handler(self, $0) }
+            }
+        }
+        return router
+    }
+
+    // MARK: The request pipeline
+
+    /// `POST` routes whose answers (errors too) carry `Cache-Control: no-store`: they hold tokens, keys or
+    /// single-use links.
+    static let noStorePOSTRoutes: Set<String> = [
+        "/token", "/exchange", "/tenants/{tenant}/keys", "/tenants/{tenant}/clients/{client}/authorize",
+    ]
+
+    /// What the credential of a request leads to.
+    enum Admission {
+        case caller(Caller)
+        /// Shaped like a key this replica does not hold: one database lookup decides.
+        case lookup(id: String)
+        /// Refused before any handler runs; `reason` names the sampled log line.
+        case refused(HTTPResponse, reason: String)
+    }
+
+    func serve(
+        _ request: HTTPRequest, _ parameters: PathParameters, pattern: String, access: Access,
+        _ handler: @escaping Handler
+    )
+        -> HTTPHandlerResult
+    {
+        let started = ContinuousClock.now
+        var requestLogger = self.logger
+        requestLogger[metadataKey: "request_id"] = "\(request.requestID)"
+        let logger = requestLogger
+        let noStore = request.method == "POST" && Self.noStorePOSTRoutes.contains(pattern)
+        let record: @Sendable (HTTPResponse, String?) -> HTTPResponse = { [self] response, refusal in
+            var response = response
+            if noStore { response.headers.replaceOrAdd("Cache-Control", "no-store") }
+            let elapsed = ContinuousClock.now - started
+            metrics.request(route: pattern, status: response.status, duration: elapsed)
+            var metadata: Logger.Metadata = [
+                "method": "\(request.method)", "route": "\(pattern)", "status": "\(response.status)",
+                "duration_ms": "\(Double(Int(elapsed.seconds * 100_000)) / 100)",
+            ]
+            if let refusal {
+                // Unauthenticated callers must not be able to flood the log: one line a second per reason.
+                guard let suppressed = authentication.sampleLog(refusal) else { return response }
+                metadata["refusal"] = "\(refusal)"
+                metadata["peer"] = "\(request.remoteAddress)"
+                metadata["suppressed"] = "\(suppressed)"
+            }
+            logger.log(
+                level: response.status >= 500 ? .error : response.status >= 400 ? .info : .debug, "request",
+                metadata: metadata)
+            return response
+        }
+        let finish: @Sendable (HTTPResponse) -> HTTPResponse = { record($0, nil) }
+        let caller: Caller
+        // Public routes take no credential; their caller is a placeholder that no handler reads.
+        switch access == .anyone ? Admission.caller(.admin) : admission(request, access: access) {
+        case .caller(let admitted):
+            caller = admitted
+        case .refused(let response, let reason):
+            return .response(record(response, reason))
+        case .lookup(let id):
+            // A key made on another replica a moment ago: look it up once, then serve from memory.
+            return .deferred { [self] in
+                await RequestScope.$requestID.withValue(request.requestID) {
+                    await self.admitThenServe(
+                        request, parameters, id: id, access: access, logger: logger, handler, record)
+                }
+            }
+        }
+        let reply = run(request, parameters, caller: caller, access: access, logger: logger, handler)
+        switch reply {
+        case .now(let response): return .response(finish(response))
+        case .later(let work):
+            return .deferred {
+                await RequestScope.$requestID.withValue(request.requestID) { await Self.resolve(.later(work), finish) }
+            }
+        }
+    }
+
+    /// Checks the credential of a request to a non-public route. A valid key on a tenant-key route always passes;
+    /// anything else first waits out its address's failed credentials, so guessing the admin token stays slow.
+    func admission(_ request: HTTPRequest, access: Access) -> Admission {
+        let authorization = request.headers["Authorization"]
+        let check = keys.check(authorization: authorization)
+        if access == .tenantKey, case .key(let id, let tenant) = check { return .caller(.key(id: id, tenant: tenant)) }
+        let address = request.remoteAddress
+        if let wait = authentication.retryAfter(address: address) {
+            return .refused(GatewayError.tooManyFailedCredentials(retryAfter: wait).response, reason: "rate_limited")
+        }
+        switch check {
+        case .admin:
+            return .caller(.admin)
+        case .key(let id, let tenant):
+            return .caller(.key(id: id, tenant: tenant))
+        case .unknownKey(let id):
+            guard authentication.admitLookup() else {
+                authentication.recordFailure(address: address)
+                return .refused(GatewayError.keyLookupsBusy.response, reason: "lookup_limited")
+            }
+            return .lookup(id: id)
+        case .invalid:
+            if authorization != nil { authentication.recordFailure(address: address) }
+            return .refused(GatewayError.unauthorized.response, reason: "unauthorized")
+        }
+    }
+
+    /// Serves a request whose key this replica has not seen yet: one database lookup, then the usual path.
+    func admitThenServe(
+        _ request: HTTPRequest, _ parameters: PathParameters, id: String, access: Access, logger: Logger,
+        _ handler: @escaping Handler, _ record: @escaping @Sendable (HTTPResponse, String?) -> HTTPResponse
+    ) async -> HTTPResponse {
+        let admitted: Caller?
+        do {
+            let rows = try await store.keyHashes(id: id)
+            admitted = rows.first.flatMap { row in
+                keys.admit(
+                    authorization: request.headers["Authorization"], id: id, tenant: row.tenant, hexHash: row.hash)
+                    ? Caller.key(id: id, tenant: row.tenant) : nil
+            }
+        } catch {
+            authentication.recordFailure(address: request.remoteAddress)
+            return record(GatewayError.unavailable.response, nil)
+        }
+        guard let admitted else {
+            keys.rememberUnknown(id: id)
+            authentication.recordFailure(address: request.remoteAddress)
+            return record(GatewayError.unauthorized.response, "unauthorized")
+        }
+        return await Self.resolve(
+            run(request, parameters, caller: admitted, access: access, logger: logger, handler), { record($0, nil) })
+    }
+
+    func run(
+        _ request: HTTPRequest, _ parameters: PathParameters, caller: Caller, access: Access, logger: Logger,
+        _ handler: Handler
+    ) -> Reply {
+        switch (access, caller) {
+        case (.admin, .key): return .now(GatewayError.adminOnly.response)
+        case (.tenantKey, .admin): return .now(GatewayError.tenantKeyOnly.response)
+        default: break
+        }
+        if case .key(let id, _) = caller { keys.markUsed(id: id, now: TokenService.now) }
+        let context = RequestContext(request: request, parameters: parameters, caller: caller, logger: logger)
+        do {
+            return try handler(context)
+        } catch {
+            return .now(Self.errorResponse(error, logger: logger))
+        }
+    }
+
+    static func resolve(_ reply: Reply, _ finish: @Sendable (HTTPResponse) -> HTTPResponse) async -> HTTPResponse {
+        switch reply {
+        case .now(let response): return finish(response)
+        case .later(let work):
+            do { return finish(try await work()) } catch { return finish(errorResponse(error, logger: nil)) }
+        }
+    }
+
+    // MARK: Helpers
+
+    static func json(_ status: Int, headers: HTTPHeaders = HTTPHeaders(), _ build: (inout JSONWriter) -> Void)
+        -> HTTPResponse
+    {
+        var writer = JSONWriter()
+        writer.beginObject()
+        build(&writer)
+        writer.endObject()
+        return HTTPResponse.json(status: status, writer.bytes, headers: headers)
+    }
+
+    static let noContent = HTTPResponse(status: 204)
+
+    func body(_ context: RequestContext) throws(GatewayError) -> RequestBody {
+        try RequestBody.parse(context.request, maxBytes: configuration.maxBodyBytes)
+    }
+
+    /// Runs a revocation at Salesforce after the answer, without holding the request.
+    func revokeLater(_ targets: [RevocationTarget]) {
+        guard !targets.isEmpty else { return }
+        let salesforce = self.salesforce
+        Task { for target in targets { await salesforce.revoke(target) } }
+    }
+
+    func ready() async -> HTTPResponse {
+        let state = await readiness()
+        if state.ready { return Self.json(200) { $0.field("status", "ready") } }
+        return Self.json(503) {
+            $0.field("status", "unavailable")
+            $0.field("reason", state.reason)
+        }
+    }
+
+    func metricsResponse() -> HTTPResponse {
+        var headers = HTTPHeaders()
+        headers.add("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        return HTTPResponse(status: 200, headers: headers, body: Array(metrics.render().utf8))
+    }
+}

@@ -1,0 +1,228 @@
+import Codecs
+import Foundation
+import Logging
+import TokenGatewayAPI
+import TokenGatewayDomain
+import TokenGatewayService
+import TokenGatewayStore
+
+/// Everything `token-gateway serve` needs, validated. Built from settings named like the environment variables.
+public struct GatewayConfiguration: Sendable {
+    public var databaseURL: String
+    public var adminToken: String
+    public var keyring: Keyring
+    public var listenHost: String = "0.0.0.0"
+    public var listenPort: Int = 8080
+    public var publicURL: String?
+    public var upstreamAllowList: UpstreamAllowList = .salesforceDefault
+    /// Where webhooks may point (`TOKEN_GATEWAY_WEBHOOK_ALLOWLIST`); nil: any https URL whose host is a DNS name.
+    public var webhookAllowList: UpstreamAllowList?
+    public var upstreamTimeoutSeconds: Double = 15
+    public var upstreamConnectTimeoutSeconds: Double = 5
+    public var maxBodyBytes: Int = 65536
+    public var forceRefreshGraceSeconds: Double = 5
+    public var log = LogSettings()
+    public var threads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    public var databasePoolSize: Int = 10
+    public var maxConnections: Int = 10_000
+    public var idleTimeoutSeconds: Int = 60
+    public var headerTimeoutSeconds: Int = 10
+    public var shutdownGraceSeconds: Double = 10
+    public var keyUpstreamLimitPerMinute: Int = 120
+    /// Most concurrent Salesforce calls per client on one replica.
+    public var upstreamConcurrencyPerClient: Int = 8
+    /// Longest wait for a free database connection before a request gets `503` (busy, not unreachable).
+    public var databaseAcquireTimeoutSeconds: Double = 2
+    /// Renew a token in use this long before its remaining lifetime falls to the largest `min_ttl_seconds` asked.
+    public var refreshAheadSeconds: Double = 30
+    /// Refresh an idle `authorization_code` connection whose refresh token went unused this long.
+    public var keepaliveSeconds: Double = 86400
+    /// Most background refreshes at once per replica.
+    public var backgroundConcurrency: Int = 4
+
+    /// How log lines are written.
+    public enum LogFormat: String, Sendable { case json, text }
+
+    /// How the process logs; every command that logs reads these, and only from here.
+    public struct LogSettings: Sendable, Equatable {
+        public var format: LogFormat = .json
+        public var level: Logger.Level = .info
+
+        /// Validates `TOKEN_GATEWAY_LOG_FORMAT` and `TOKEN_GATEWAY_LOG_LEVEL`; the error names the setting.
+        public static func make(_ values: [String: String]) throws(ConfigurationError) -> LogSettings {
+            var settings = LogSettings()
+            if let format = setting("TOKEN_GATEWAY_LOG_FORMAT", in: values) {
+                guard let parsed = LogFormat(rawValue: format) else {
+                    throw ConfigurationError(setting: "TOKEN_GATEWAY_LOG_FORMAT", reason: "must be json or text")
+                }
+                settings.format = parsed
+            }
+            if let level = setting("TOKEN_GATEWAY_LOG_LEVEL", in: values) {
+                guard let parsed = Logger.Level(rawValue: level) else {
+                    let levels = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
+                    throw ConfigurationError(setting: "TOKEN_GATEWAY_LOG_LEVEL", reason: "must be one of \(levels)")
+                }
+                settings.level = parsed
+            }
+            return settings
+        }
+    }
+
+    /// The trimmed value of setting `name`; nil when it is absent or blank.
+    static func setting(_ name: String, in values: [String: String]) -> String? {
+        guard let raw = values[name]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
+        return raw
+    }
+
+    /// Validates `DATABASE_URL` alone (all that `token-gateway migrate` needs besides the log settings).
+    public static func databaseURL(_ values: [String: String]) throws(ConfigurationError) -> String {
+        guard let url = setting("DATABASE_URL", in: values) else {
+            throw ConfigurationError(
+                setting: "DATABASE_URL", reason: "is required (e.g. postgresql://user@host:5432/db)")
+        }
+        return url
+    }
+
+    /// Validates `values` (keyed by environment variable name) into a configuration; the error names the setting.
+    public static func make(_ values: [String: String]) throws(ConfigurationError) -> GatewayConfiguration {
+        func value(_ name: String) -> String? { setting(name, in: values) }
+        func number(_ name: String, _ range: ClosedRange<Double>) throws(ConfigurationError) -> Double? {
+            guard let raw = value(name) else { return nil }
+            guard let parsed = Double(raw), range.contains(parsed) else {
+                throw ConfigurationError(
+                    setting: name, reason: "must be a number from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return parsed
+        }
+        func integer(_ name: String, _ range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
+            guard let raw = value(name) else { return nil }
+            guard let parsed = Int(raw), range.contains(parsed) else {
+                throw ConfigurationError(
+                    setting: name, reason: "must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return parsed
+        }
+
+        let databaseURL = try databaseURL(values)
+        guard let adminToken = value("TOKEN_GATEWAY_ADMIN_TOKEN") else {
+            throw ConfigurationError(setting: "TOKEN_GATEWAY_ADMIN_TOKEN", reason: "is required")
+        }
+        guard adminToken.count >= 32, Set(adminToken).count >= 12 else {
+            throw ConfigurationError(
+                setting: "TOKEN_GATEWAY_ADMIN_TOKEN",
+                reason: "is too weak: use at least 32 characters, at least 12 of them different"
+                    + " (e.g. `openssl rand -hex 32`)")
+        }
+        guard let keys = value("TOKEN_GATEWAY_ENCRYPTION_KEYS") else {
+            throw ConfigurationError(
+                setting: "TOKEN_GATEWAY_ENCRYPTION_KEYS",
+                reason: "is required (generate one with `token-gateway keygen`)")
+        }
+        let keyring: Keyring
+        do { keyring = try Keyring(parsing: keys) } catch {
+            throw ConfigurationError(setting: "TOKEN_GATEWAY_ENCRYPTION_KEYS", reason: error.reason)
+        }
+        var configuration = GatewayConfiguration(databaseURL: databaseURL, adminToken: adminToken, keyring: keyring)
+
+        if let listen = value("TOKEN_GATEWAY_LISTEN") {
+            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
+                (0...65535).contains(port), colon != listen.startIndex
+            else {
+                throw ConfigurationError(
+                    setting: "TOKEN_GATEWAY_LISTEN", reason: "must be host:port, e.g. 0.0.0.0:8080")
+            }
+            configuration.listenHost = String(listen[..<colon])
+            configuration.listenPort = port
+        }
+        if let publicURL = value("TOKEN_GATEWAY_PUBLIC_URL") {
+            let parsed: ParsedURL
+            do { parsed = try ParsedURL(parsing: publicURL) } catch {
+                throw ConfigurationError(setting: "TOKEN_GATEWAY_PUBLIC_URL", reason: error.reason)
+            }
+            guard parsed.scheme == "https" || parsed.scheme == "http", parsed.query == nil, !publicURL.contains("#")
+            else {
+                throw ConfigurationError(
+                    setting: "TOKEN_GATEWAY_PUBLIC_URL", reason: "must be an http(s) URL without a query")
+            }
+            configuration.publicURL = publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
+        }
+        if let list = value("TOKEN_GATEWAY_UPSTREAM_ALLOWLIST") {
+            do { configuration.upstreamAllowList = try UpstreamAllowList(parsing: list) } catch {
+                throw ConfigurationError(setting: "TOKEN_GATEWAY_UPSTREAM_ALLOWLIST", reason: error.reason)
+            }
+        }
+        if let list = value("TOKEN_GATEWAY_WEBHOOK_ALLOWLIST") {
+            do { configuration.webhookAllowList = try UpstreamAllowList(parsing: list) } catch {
+                throw ConfigurationError(setting: "TOKEN_GATEWAY_WEBHOOK_ALLOWLIST", reason: error.reason)
+            }
+        }
+        if let seconds = try number("TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS", 0.1...300) {
+            configuration.upstreamTimeoutSeconds = seconds
+        }
+        if let seconds = try number("TOKEN_GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS", 0.1...60) {
+            configuration.upstreamConnectTimeoutSeconds = seconds
+        }
+        if let bytes = try integer("TOKEN_GATEWAY_MAX_BODY_BYTES", 1024...16_777_216) {
+            configuration.maxBodyBytes = bytes
+        }
+        if let seconds = try number("TOKEN_GATEWAY_FORCE_REFRESH_GRACE_SECONDS", 0...300) {
+            configuration.forceRefreshGraceSeconds = seconds
+        }
+        configuration.log = try LogSettings.make(values)
+        if let threads = try integer("TOKEN_GATEWAY_THREADS", 1...256) { configuration.threads = threads }
+        if let size = try integer("TOKEN_GATEWAY_DB_POOL_SIZE", 1...200) { configuration.databasePoolSize = size }
+        if let limit = try integer("TOKEN_GATEWAY_MAX_CONNECTIONS", 1...100_000) {
+            configuration.maxConnections = limit
+        }
+        if let seconds = try integer("TOKEN_GATEWAY_IDLE_TIMEOUT_SECONDS", 1...3600) {
+            configuration.idleTimeoutSeconds = seconds
+        }
+        if let seconds = try integer("TOKEN_GATEWAY_HEADER_TIMEOUT_SECONDS", 1...3600) {
+            configuration.headerTimeoutSeconds = seconds
+        }
+        if let seconds = try number("TOKEN_GATEWAY_SHUTDOWN_GRACE_SECONDS", 0...600) {
+            configuration.shutdownGraceSeconds = seconds
+        }
+        if let limit = try integer("TOKEN_GATEWAY_KEY_UPSTREAM_LIMIT_PER_MINUTE", 1...1_000_000) {
+            configuration.keyUpstreamLimitPerMinute = limit
+        }
+        if let limit = try integer("TOKEN_GATEWAY_UPSTREAM_CONCURRENCY_PER_CLIENT", 1...1000) {
+            configuration.upstreamConcurrencyPerClient = limit
+        }
+        if let seconds = try number("TOKEN_GATEWAY_DB_ACQUIRE_TIMEOUT_SECONDS", 0.05...60) {
+            configuration.databaseAcquireTimeoutSeconds = seconds
+        }
+        if let seconds = try number("TOKEN_GATEWAY_REFRESH_AHEAD_SECONDS", 0...86400) {
+            configuration.refreshAheadSeconds = seconds
+        }
+        if let seconds = try number("TOKEN_GATEWAY_KEEPALIVE_SECONDS", 10...31_536_000) {
+            configuration.keepaliveSeconds = seconds
+        }
+        if let count = try integer("TOKEN_GATEWAY_BACKGROUND_CONCURRENCY", 1...256) {
+            configuration.backgroundConcurrency = count
+        }
+        return configuration
+    }
+
+    init(databaseURL: String, adminToken: String, keyring: Keyring) {
+        self.databaseURL = databaseURL
+        self.adminToken = adminToken
+        self.keyring = keyring
+    }
+}
+
+extension GatewayConfiguration {
+    /// The part of the settings the HTTP API reads.
+    public var apiSettings: GatewayAPI.Settings {
+        GatewayAPI.Settings(
+            maxBodyBytes: maxBodyBytes, publicURL: publicURL, upstreamAllowList: upstreamAllowList,
+            webhookAllowList: webhookAllowList)
+    }
+}
+
+/// A setting that cannot be used; `description` is the one line printed before refusing to start.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public let setting: String
+    public let reason: String
+    public var description: String { "configuration error: \(setting) \(reason)" }
+}

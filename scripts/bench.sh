@@ -124,14 +124,17 @@ fi
 if [[ $CASES == *" callgrind "* ]]; then
     # valgrind 3.19 cannot read the DWARF 5 that Swift 6 emits: profile a copy without debug information.
     objcopy --strip-debug "$BIN/token-gateway" "$WORK/token-gateway-nodebug"
+    # ... and it dies in libdispatch's signal thread's sigsuspend: a preloaded stand-in (scripts/valgrind-sigsuspend.c).
+    cc -shared -fPIC -O2 -o "$WORK/sigsuspend.so" scripts/valgrind-sigsuspend.c
     profile_hits() { # extra hits after a warm-up of 200 -> "total memset_in_mhd mallocs" in $WORK/cg-$1.txt
         local hits=$1 port
         port=$(free_port)
         env "${STACK_GATEWAY_ENV[@]}" TOKEN_GATEWAY_LISTEN="127.0.0.1:$port" TOKEN_GATEWAY_PUBLIC_URL="$GW" \
-            TOKEN_GATEWAY_LOG_LEVEL=warning valgrind --tool=callgrind --callgrind-out-file="$WORK/cg-$hits.out" \
+            TOKEN_GATEWAY_LOG_LEVEL=warning LD_PRELOAD="$WORK/sigsuspend.so" valgrind --tool=callgrind --callgrind-out-file="$WORK/cg-$hits.out" \
             "$WORK/token-gateway-nodebug" serve >"$WORK/cg-$hits.log" 2>&1 &
         CG_PID=$!
         for _ in $(seq 600); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+        curl -sf "http://127.0.0.1:$port/healthz" >/dev/null || { cat "$WORK/cg-$hits.log" >&2; return 1; }
         python3 scripts/bench_hits.py send "http://127.0.0.1:$port" "$KEY" 200
         [ "$hits" -gt 0 ] && python3 scripts/bench_hits.py send "http://127.0.0.1:$port" "$KEY" "$hits"
         kill -TERM "$CG_PID"

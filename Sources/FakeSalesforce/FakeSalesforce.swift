@@ -124,7 +124,7 @@ struct FakeSalesforceHandler: HTTPHandler {
 
 extension FakeSalesforceHandler {
     /// Salesforce-style bodies for the answers the HTTP layer gives on its own: REST's error list for a missing
-    /// resource or method, OAuth's `{"error","error_description"}` otherwise (the error shape of design/SALESFORCE.md).
+    /// resource or method, OAuth's `{"error","error_description"}` otherwise (the error shape of its token endpoint).
     @Sendable static func refusalResponse(_ refusal: HTTPRefusal) -> HTTPResponse {
         func rest(_ code: String) -> HTTPResponse {
             .json(status: refusal.status, Array(("[{\"errorCode\":\"\(code)\",\"message\":" + JSONBody.string(refusal.reason) + "}]").utf8))

@@ -128,6 +128,9 @@ public final class GatewayAPI: Sendable {
             if noStore { response.headers.replaceOrAdd("Cache-Control", "no-store") }
             let elapsed = ContinuousClock.now - started
             metrics.request(route: pattern, status: response.status, duration: elapsed)
+            let level: Logger.Level = response.status >= 500 ? .error : response.status >= 400 ? .info : .debug
+            // No metadata is built for a line the log level drops (every 2xx at the default level).
+            guard level >= logger.logLevel else { return response }
             var metadata: Logger.Metadata = [
                 "method": "\(request.method)", "route": "\(pattern)", "status": "\(response.status)",
                 "duration_ms": "\(Double(Int(elapsed.seconds * 100_000)) / 100)",
@@ -139,9 +142,7 @@ public final class GatewayAPI: Sendable {
                 metadata["peer"] = "\(request.remoteAddress)"
                 metadata["suppressed"] = "\(suppressed)"
             }
-            logger.log(
-                level: response.status >= 500 ? .error : response.status >= 400 ? .info : .debug, "request",
-                metadata: metadata)
+            logger.log(level: level, "request", metadata: metadata)
             return response
         }
         let finish: @Sendable (HTTPResponse) -> HTTPResponse = { record($0, nil) }

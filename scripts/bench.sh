@@ -10,6 +10,7 @@
 #   of many connections at a given Salesforce latency, and a client whose Salesforce hangs past the upstream timeout.
 # BENCH_CASES picks the cases (default "wrk callgrind burst hanging"); BENCH_DURATION (s per wrk run, default 5),
 # BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 64), BENCH_HITS (default 20000) shape the first two;
+# BENCH_KEEP names a folder that keeps the callgrind files (for callgrind_annotate);
 # BENCH_BIN names a prebuilt token-gateway (or the folder holding it and fake-salesforce) instead of building;
 # BENCH_BURST_SIZES, BENCH_BURST_LATENCIES, BENCH_BURST_PER_CLIENT, BENCH_BURST_REPEAT, BENCH_HANG_REQUESTS,
 # BENCH_HANG_WINDOW shape the last two.
@@ -141,6 +142,7 @@ if [[ $CASES == *" callgrind "* ]]; then
         wait "$CG_PID" || { cat "$WORK/cg-$hits.log" >&2; return 1; }
         CG_PID=
         python3 scripts/bench_hits.py profile "$WORK/cg-$hits.out" >"$WORK/cg-$hits.txt"
+        if [ -n "${BENCH_KEEP:-}" ]; then mkdir -p "$BENCH_KEEP" && cp "$WORK/cg-$hits.out" "$BENCH_KEEP/"; fi
     }
     say "callgrind: a replica under valgrind, 200 warm-up hits, then 0 and $HITS more"
     profile_hits 0

@@ -122,6 +122,12 @@ struct Settings: ParsableArguments {
     func load() throws -> GatewayConfiguration {
         try validated { () throws(ConfigurationError) in try GatewayConfiguration.make(values()) }
     }
+
+    /// `load()`, then the process's logging set up as the settings say.
+    func loadAndLog() throws -> (GatewayConfiguration, Logger) {
+        let configuration = try load()
+        return (configuration, bootstrapLogging(configuration.log))
+    }
 }
 
 /// The log settings, shared by every command that logs.
@@ -171,8 +177,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var settings: Settings
 
     func run() async throws {
-        let configuration = try settings.load()
-        let logger = bootstrapLogging(configuration.log)
+        let (configuration, logger) = try settings.loadAndLog()
         let gateway: Gateway
         do {
             gateway = try await Gateway.start(configuration: configuration, logger: logger)
@@ -233,8 +238,7 @@ struct Rekey: AsyncParsableCommand {
     @OptionGroup var settings: Settings
 
     func run() async throws {
-        let configuration = try settings.load()
-        let logger = bootstrapLogging(configuration.log)
+        let (configuration, logger) = try settings.loadAndLog()
         let count: Int
         do {
             let (database, _) = try await GatewayDatabase.open(

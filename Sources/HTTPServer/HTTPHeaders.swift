@@ -139,14 +139,17 @@ struct HeaderBlock: Sendable {
     }
 
     private func nameEquals(_ range: Range<Int>, _ name: String) -> Bool {
-        var utf8 = name.utf8.makeIterator()
         guard range.count == name.utf8.count else { return false }
-        for index in range {
-            guard let other = utf8.next(),
-                HTTPHeaders.lowerASCII(bytes[index]) == HTTPHeaders.lowerASCII(other)
-            else { return false }
+        var name = name  // withUTF8 may make a bridged string native; header names in code are literals already
+        return name.withUTF8 { other in
+            bytes.withUnsafeBufferPointer { mine in
+                for offset in 0..<other.count
+                where HTTPHeaders.lowerASCII(mine[range.lowerBound + offset]) != HTTPHeaders.lowerASCII(other[offset]) {
+                    return false
+                }
+                return true
+            }
         }
-        return true
     }
 
     private func text(_ range: Range<Int>) -> String {

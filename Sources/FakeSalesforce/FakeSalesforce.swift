@@ -127,12 +127,10 @@ extension FakeSalesforceHandler {
     /// resource or method, OAuth's `{"error","error_description"}` otherwise (the error shape of its token endpoint).
     @Sendable static func refusalResponse(_ refusal: HTTPRefusal) -> HTTPResponse {
         func rest(_ code: String) -> HTTPResponse {
-            .json(status: refusal.status, Array(("[{\"errorCode\":\"\(code)\",\"message\":" + JSONBody.string(refusal.reason) + "}]").utf8))
+            .json(status: refusal.status, Encoding.json([["errorCode": code, "message": refusal.reason]]))
         }
         func oauth(_ error: String, _ description: String) -> HTTPResponse {
-            .json(
-                status: refusal.status,
-                Array(("{\"error\":\"\(error)\",\"error_description\":" + JSONBody.string(description) + "}").utf8))
+            .json(status: refusal.status, Encoding.json(["error": error, "error_description": description]))
         }
         switch refusal {
         case .notFound: return rest("NOT_FOUND")

@@ -103,6 +103,6 @@ public enum WebhookSecret {
     }
 
     public static func randomHex(bytes count: Int) -> String {
-        randomBytes(count).map { String(format: "%02x", $0) }.joined()
+        Hex.encode(randomBytes(count))
     }
 }

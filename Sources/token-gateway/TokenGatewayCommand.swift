@@ -2,6 +2,7 @@ import ArgumentParser
 import Codecs
 import Foundation
 import Logging
+import Signals
 import TokenGatewayAPI
 import TokenGatewayDomain
 import TokenGatewayService
@@ -185,7 +186,7 @@ struct Serve: AsyncParsableCommand {
             logger.critical("could not start", metadata: ["error": "\(error)"])
             throw ExitCode(1)
         }
-        let signal = await ShutdownSignal.wait()
+        let signal = await TerminationSignal.wait()
         logger.info("signal received", metadata: ["signal": "\(signal)"])
         await gateway.shutdown()
     }

@@ -87,10 +87,12 @@ start_stack() {
     gwport=$(free_port)
     ADMIN=demo-admin-token-$(python3 -c "import secrets; print(secrets.token_hex(16))")
     GW=http://127.0.0.1:$gwport
-    env DATABASE_URL="postgresql://postgres@127.0.0.1:$pgport/postgres?sslmode=disable" \
-        TOKEN_GATEWAY_ADMIN_TOKEN="$ADMIN" TOKEN_GATEWAY_ENCRYPTION_KEYS="$("$bin/token-gateway" keygen --id demo1)" \
-        TOKEN_GATEWAY_LISTEN="127.0.0.1:$gwport" TOKEN_GATEWAY_PUBLIC_URL="$GW" \
-        TOKEN_GATEWAY_UPSTREAM_ALLOWLIST="$FAKE" "$@" "$bin/token-gateway" serve 2>"$work/gateway.log" &
+    # The gateway's settings without its address, so a second replica can join the same stack (bench.sh does).
+    STACK_GATEWAY_ENV=(DATABASE_URL="postgresql://postgres@127.0.0.1:$pgport/postgres?sslmode=disable"
+        TOKEN_GATEWAY_ADMIN_TOKEN="$ADMIN" TOKEN_GATEWAY_ENCRYPTION_KEYS="$("$bin/token-gateway" keygen --id demo1)"
+        TOKEN_GATEWAY_UPSTREAM_ALLOWLIST="$FAKE" "$@")
+    env "${STACK_GATEWAY_ENV[@]}" TOKEN_GATEWAY_LISTEN="127.0.0.1:$gwport" TOKEN_GATEWAY_PUBLIC_URL="$GW" \
+        "$bin/token-gateway" serve 2>"$work/gateway.log" &
     GWPID=$!
     STACK_PIDS+=($GWPID)
     for _ in $(seq 100); do curl -sf "$GW/healthz" >/dev/null && break; sleep 0.1; done

@@ -31,7 +31,8 @@ public final class FakeSalesforce: Sendable {
     public static func start(host: String = "127.0.0.1", port: Int = 0, logger: Logger) throws -> FakeSalesforce {
         let core = FakeSalesforceCore(baseURL: "http://\(host):\(port)", logger: logger)
         let server = HTTPServer(
-            configuration: HTTPServerConfiguration(host: host, port: port),
+            configuration: HTTPServerConfiguration(
+                host: host, port: port, refusalResponse: FakeSalesforceHandler.refusalResponse),
             handler: FakeSalesforceHandler(core: core), logger: logger)
         try server.start()
         core.baseURL = baseURL(host: host, port: server.port)
@@ -107,10 +108,7 @@ struct FakeSalesforceHandler: HTTPHandler {
     let core: FakeSalesforceCore
 
     func handle(_ request: HTTPRequest) -> HTTPHandlerResult {
-        guard !request.bodyTooLarge else {
-            return .response(
-                .json(status: 413, Array(#"{"error":"invalid_request","error_description":"body too large"}"#.utf8)))
-        }
+        guard !request.bodyTooLarge else { return .response(Self.refusalResponse(.payloadTooLarge(limit: 65536))) }
         let answer = core.answer(
             method: request.method, path: request.path, query: request.query, headers: Array(request.headers),
             body: request.body)
@@ -120,6 +118,26 @@ struct FakeSalesforceHandler: HTTPHandler {
             try? await Task.sleep(for: delay)
             answer.completion?()
             return response
+        }
+    }
+}
+
+extension FakeSalesforceHandler {
+    /// Salesforce-style bodies for the answers the HTTP layer gives on its own: REST's error list for a missing
+    /// resource or method, OAuth's `{"error","error_description"}` otherwise (the error shape of its token endpoint).
+    @Sendable static func refusalResponse(_ refusal: HTTPRefusal) -> HTTPResponse {
+        func rest(_ code: String) -> HTTPResponse {
+            .json(status: refusal.status, Encoding.json([["errorCode": code, "message": refusal.reason]]))
+        }
+        func oauth(_ error: String, _ description: String) -> HTTPResponse {
+            .json(status: refusal.status, Encoding.json(["error": error, "error_description": description]))
+        }
+        switch refusal {
+        case .notFound: return rest("NOT_FOUND")
+        case .methodNotAllowed: return rest("METHOD_NOT_ALLOWED")
+        case .payloadTooLarge: return oauth("invalid_request", "body too large")
+        case .badFraming: return oauth("invalid_request", refusal.reason)
+        case .shuttingDown, .internalError: return oauth("server_error", refusal.reason)
         }
     }
 }

@@ -14,6 +14,8 @@ final class WatchedConnection: Sendable {
     /// Written by the worker thread that owns the connection (one request step at a time) and read by the
     /// watchdog thread; hence a lock, uncontended but for the watchdog's sweeps.
     let deadlines: Mutex<ConnectionDeadlines>
+    /// The last answer sent, for the next identical one (`ServerCore.send`); destroyed when the connection closes.
+    let lastResponse = Mutex<ReusableResponse?>(nil)
 
     init(socket: Int32, deadlines: ConnectionDeadlines) {
         self.socket = socket

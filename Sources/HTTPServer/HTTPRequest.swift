@@ -16,8 +16,13 @@ public struct HTTPRequest: Sendable {
     public var bodyTooLarge: Bool
     /// The request's `X-Request-Id` when it is 1...128 characters of `[A-Za-z0-9._:-]`, else a fresh random id.
     public var requestID: String
-    /// The peer's IP address, "" when unknown.
-    public var remoteAddress: String
+    /// The peer's IP address, "" when unknown; formatted only when read.
+    public var remoteAddress: String {
+        get { peer.text }
+        set { peer = .text(newValue) }
+    }
+    /// The peer as the socket gave it.
+    var peer = PeerAddress.text("")
 
     /// Creates a request, for unit tests of routers and handlers.
     public init(
@@ -31,7 +36,6 @@ public struct HTTPRequest: Sendable {
         self.body = body
         self.bodyTooLarge = false
         self.requestID = requestID
-        self.remoteAddress = ""
     }
 
     /// The query as form-decoded `(name, value)` pairs in order ('+' is a space, `%XX` is decoded).

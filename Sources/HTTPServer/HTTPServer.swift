@@ -34,7 +34,8 @@ public final class HTTPServer: Sendable {
                 idle: .seconds(configuration.connectionTimeoutSeconds)),
             limit: configuration.maxConnections, logger: logger)
         self.core = ServerCore(
-            handler: handler, logger: logger, maxBodyBytes: configuration.maxBodyBytes, watchdog: watchdog)
+            handler: handler, logger: logger, maxBodyBytes: configuration.maxBodyBytes, watchdog: watchdog,
+            refusalResponse: configuration.refusalResponse)
     }
 
     /// The bound port once `start()` has returned (the chosen one when the configuration says 0).

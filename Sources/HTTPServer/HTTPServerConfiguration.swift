@@ -23,13 +23,19 @@ public struct HTTPServerConfiguration: Sendable {
     /// Seconds a request has for its request line and headers (from the connection's start, or on a kept-alive
     /// connection from its request line); past them the connection is closed.
     public var headerTimeoutSeconds: Int = 10
+    /// The bodies of the answers the server gives on its own (503 at shutdown, 400/501 for ambiguous framing, 500
+    /// when an answer cannot be queued); the server sets their status, `Allow` and `Connection: close` itself.
+    /// The default is plain text; an application passes its own error format (and the same to `Router(refusals:)`).
+    public var refusalResponse: @Sendable (HTTPRefusal) -> HTTPResponse = HTTPRefusal.plainText
 
     /// Creates a configuration; every argument has the default documented on its property.
     public init(
         host: String = "0.0.0.0", port: Int = 8080, threads: Int = HTTPServerConfiguration.onlineCores,
         maxConnections: Int = 10_000, connectionTimeoutSeconds: Int = 60, maxBodyBytes: Int = 65536,
-        headerTimeoutSeconds: Int = 10
+        headerTimeoutSeconds: Int = 10,
+        refusalResponse: @escaping @Sendable (HTTPRefusal) -> HTTPResponse = HTTPRefusal.plainText
     ) {
+        self.refusalResponse = refusalResponse
         self.host = host
         self.port = port
         self.threads = threads

@@ -5,31 +5,32 @@
 /// may decide otherwise, and the bytes one of them counts as body the other reads as the next request (request
 /// smuggling). So any framing two parsers could read differently is refused, and the connection closed.
 enum RequestFraming {
-    /// nil when the framing is unambiguous; otherwise the answer that refuses the request. It carries
+    /// nil when the framing is unambiguous; otherwise the refusal (400 or 501). Its answer carries
     /// `Connection: close`; queued before the body is read, it also makes libmicrohttpd close the connection
     /// without reading another byte.
-    static func refusal(_ headers: HTTPHeaders) -> HTTPResponse? {
+    static func refusal(_ headers: HTTPHeaders) -> HTTPRefusal? {
+        // The common case, one Content-Length or none and no Transfer-Encoding, without building a list.
+        if headers.occurrences(of: "Transfer-Encoding") == 0 && headers.occurrences(of: "Content-Length") <= 1 {
+            return nil
+        }
         let encodings = headers.values(for: "Transfer-Encoding")
         let lengths = headers.values(for: "Content-Length")
         if !encodings.isEmpty && !lengths.isEmpty {
-            return refuse(
-                400, "invalid_request", "Content-Length and Transfer-Encoding together are ambiguous; send one.")
+            return .badFraming(
+                status: 400, reason: "Content-Length and Transfer-Encoding together are ambiguous; send one.")
         }
         let codings = encodings.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }
             .map { $0.trimmingASCIIWhitespace().lowercased() }
         if !encodings.isEmpty && codings != ["chunked"] {
-            return refuse(
-                501, "not_implemented", "The only Transfer-Encoding served is chunked; send chunked or Content-Length.")
+            return .badFraming(
+                status: 501, reason: "The only Transfer-Encoding served is chunked; send chunked or Content-Length.")
         }
         if Set(lengths.map { $0.trimmingASCIIWhitespace() }).count > 1 {
-            return refuse(400, "invalid_request", "The request has Content-Length headers that differ; send one.")
+            return .badFraming(status: 400, reason: "The request has Content-Length headers that differ; send one.")
         }
         return nil
     }
 
-    private static func refuse(_ status: Int, _ code: String, _ message: String) -> HTTPResponse {
-        .error(status: status, code: code, message: message, headers: ["Connection": "close"])
-    }
 }
 
 extension StringProtocol {

@@ -30,6 +30,7 @@ public enum RouteMatch: Sendable {
 /// Paths are split on "/" before decoding, so an encoded slash (`%2F`) stays inside one parameter.
 /// Where several patterns match, the one with a literal segment earliest wins over a parameter
 /// (`/tenants/search` before `/tenants/{tenant}`). A `HEAD` request falls back to the `GET` route.
+/// A path that is exactly a literal pattern with a route for the method is found by table, without splitting.
 public struct Router: HTTPHandler {
     /// A route's code: gets the request and its path parameters.
     public typealias Route = @Sendable (HTTPRequest, PathParameters) -> HTTPHandlerResult
@@ -47,13 +48,24 @@ public struct Router: HTTPHandler {
     }
 
     private var entries: [Entry] = []
+    /// Patterns without parameters, by method and then the exact path; the first route added for a pair wins,
+    /// as in the scan (a fully literal pattern is more specific than any with a parameter).
+    private var literals: [String: [String: Entry]] = [:]
+    private let refusals: @Sendable (HTTPRefusal) -> HTTPResponse
 
-    /// Creates an empty router.
-    public init() {}
+    /// Creates an empty router; `refusals` gives the bodies of its 404 and 405 answers (plain text by default).
+    public init(refusals: @escaping @Sendable (HTTPRefusal) -> HTTPResponse = HTTPRefusal.plainText) {
+        self.refusals = refusals
+    }
 
     /// Adds a route for `method` (e.g. "GET") and `pattern` (e.g. "/tenants/{tenant}").
     public mutating func add(_ method: String, _ pattern: String, _ route: @escaping Route) {
-        entries.append(Entry(method: method, pattern: pattern, segments: Self.parse(pattern), route: route))
+        let entry = Entry(method: method, pattern: pattern, segments: Self.parse(pattern), route: route)
+        entries.append(entry)
+        let isLiteral = entry.segments.allSatisfy { if case .literal = $0 { true } else { false } }
+        if isLiteral && !pattern.utf8.contains(UInt8(ascii: "%")) && literals[method]?[pattern] == nil {
+            literals[method, default: [:]][pattern] = entry
+        }
     }
 
     /// The routes in insertion order.
@@ -63,6 +75,9 @@ public struct Router: HTTPHandler {
 
     /// Looks up the route for `method` and the raw (still encoded) `path`.
     public func match(method: String, path: String) -> RouteMatch {
+        if let entry = literals[method]?[path] {
+            return .found(pattern: entry.pattern, parameters: PathParameters(), route: entry.route)
+        }
         let pieces = Self.split(path)
         var best: (entry: Entry, parameters: [(String, String)])?
         var getFallback: (entry: Entry, parameters: [(String, String)])?
@@ -85,20 +100,16 @@ public struct Router: HTTPHandler {
         return allow.isEmpty ? .notFound : .methodNotAllowed(allow: allow)
     }
 
-    /// Routes the request: the route's result, else `404 not_found` or `405 method_not_allowed` with `Allow`.
+    /// Routes the request: the route's result, else 404 or 405 with `Allow`, bodies from `refusals`.
     public func handle(_ request: HTTPRequest) -> HTTPHandlerResult {
         switch match(method: request.method, path: request.path) {
         case .found(_, let parameters, let route):
             return route(request, parameters)
         case .methodNotAllowed(let allow):
-            return .response(
-                .error(
-                    status: 405, code: "method_not_allowed",
-                    message: "\(request.method) is not allowed here; use \(allow.joined(separator: " or ")).",
-                    headers: HTTPHeaders([("Allow", allow.joined(separator: ", "))])))
+            let refusal = HTTPRefusal.methodNotAllowed(method: request.method, allow: allow)
+            return .response(refusal.completing(refusals(refusal)))
         case .notFound:
-            return .response(
-                .error(status: 404, code: "not_found", message: "No resource at this path."))
+            return .response(HTTPRefusal.notFound.completing(refusals(.notFound)))
         }
     }
 

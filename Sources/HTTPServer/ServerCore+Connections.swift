@@ -17,7 +17,9 @@ extension ServerCore {
             guard let raw = socketContext.pointee else { return }
             socketContext.pointee = nil
             // Unmanaged: balances the passRetained on STARTED.
-            core.watchdog.closed(Unmanaged<WatchedConnection>.fromOpaque(raw).takeRetainedValue())
+            let watched = Unmanaged<WatchedConnection>.fromOpaque(raw).takeRetainedValue()
+            if let last = watched.lastResponse.withLock({ $0.take() }) { MHD_destroy_response(last.pointer) }
+            core.watchdog.closed(watched)
         default:
             return
         }
@@ -49,6 +51,6 @@ extension ServerCore {
         logger.info(
             "refused a request with ambiguous framing",
             metadata: ["request_id": "\(requestID)", "status": "\(refusal.status)"])
-        return queue(refusal, requestID: requestID, on: connection)
+        return queue(response(for: refusal), requestID: requestID, on: connection)
     }
 }

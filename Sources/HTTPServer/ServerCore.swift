@@ -20,6 +20,8 @@ final class ServerCore: Sendable {
     let handler: any HTTPHandler
     let logger: Logger
     let maxBodyBytes: Int
+    /// The application's bodies for the answers the server gives on its own.
+    let refusalResponse: @Sendable (HTTPRefusal) -> HTTPResponse
     /// Deadlines and the connection limit of every open connection.
     let watchdog: ConnectionWatchdog
     /// Requests between the URI-log callback and the completed callback (leak check and drain wait).
@@ -30,11 +32,21 @@ final class ServerCore: Sendable {
     /// The last message libmicrohttpd logged, to explain a failed start.
     let lastDaemonMessage = Mutex<String?>(nil)
 
-    init(handler: any HTTPHandler, logger: Logger, maxBodyBytes: Int, watchdog: ConnectionWatchdog) {
+    init(
+        handler: any HTTPHandler, logger: Logger, maxBodyBytes: Int, watchdog: ConnectionWatchdog,
+        refusalResponse: @escaping @Sendable (HTTPRefusal) -> HTTPResponse
+    ) {
         self.handler = handler
         self.logger = logger
         self.maxBodyBytes = maxBodyBytes
         self.watchdog = watchdog
+        self.refusalResponse = refusalResponse
+        self.unavailable = HTTPRefusal.shuttingDown.completing(refusalResponse(.shuttingDown))
+    }
+
+    /// The answer for `refusal`: the application's body with the status and headers the refusal requires.
+    func response(for refusal: HTTPRefusal) -> HTTPResponse {
+        refusal.completing(refusalResponse(refusal))
     }
 
     // MARK: - C callbacks (static members: a top-level closure in main.swift would be @MainActor)
@@ -184,7 +196,7 @@ final class ServerCore: Sendable {
         }
         guard suspended else {
             context.state.withLock { $0.phase = .answered }
-            return queue(Self.unavailable, requestID: requestID, on: connection)
+            return queue(unavailable, requestID: requestID, on: connection)
         }
         Task {
             let response = await work()
@@ -211,11 +223,11 @@ final class ServerCore: Sendable {
         }
         // A context that a Task is completing right now is still listed (the Task removes it after resuming);
         // `complete` waits for that Task's lock and then returns false.
-        return contexts.filter { $0.complete(with: Self.unavailable) }
+        return contexts.filter { $0.complete(with: unavailable) }
     }
 
-    static let unavailable = HTTPResponse.error(
-        status: 503, code: "unavailable", message: "The server is shutting down; retry on another instance.")
+    /// The 503 of requests still suspended at shutdown.
+    let unavailable: HTTPResponse
 
     // MARK: - Building requests and queueing responses
 
@@ -238,52 +250,40 @@ final class ServerCore: Sendable {
             method: method.map { String(cString: $0) } ?? "GET", path: path, query: query, headers: headers,
             body: body, requestID: RequestID.accept(headers["X-Request-Id"]) ?? RequestID.generate())
         request.bodyTooLarge = tooLarge
-        request.remoteAddress = Self.formatAddress(tgw_mhd_client_address(connection))
+        request.peer = PeerAddress(tgw_mhd_client_address(connection))
         return request
     }
 
-    /// The request headers of `connection`, in the order received.
+    /// Request headers while libmicrohttpd hands them over: bytes, and Strings only for an oversized field.
+    private struct Collected {
+        var block = HeaderBlock()
+        var oversized: [(String, String)] = []
+    }
+
+    /// The request headers of `connection`, in the order received (an oversized field, which libmicrohttpd's
+    /// limits rule out, would come last).
     static func headers(of connection: OpaquePointer) -> HTTPHeaders {
-        var headers = HTTPHeaders()
-        withUnsafeMutablePointer(to: &headers) { pointer in
+        var collected = Collected()
+        withUnsafeMutablePointer(to: &collected) { pointer in
             // The count it returns is -1 only for a NULL connection, which cannot reach here.
             _ = MHD_get_connection_values_n(connection, .HEADER_KIND, Self.headerIterator, pointer)
         }
+        var headers = HTTPHeaders(block: collected.block)
+        for (name, value) in collected.oversized { headers.add(name, value) }
         return headers
     }
 
-    /// MHD_KeyValueIteratorN collecting request headers into the `HTTPHeaders` behind `cls`.
+    /// MHD_KeyValueIteratorN collecting request headers into the `Collected` behind `cls`.
     private static let headerIterator: MHD_KeyValueIteratorN = { cls, _, key, keySize, value, valueSize in
         guard let cls, let key else { return .YES }
-        let headers = cls.assumingMemoryBound(to: HTTPHeaders.self)
-        let name = String(decoding: UnsafeRawBufferPointer(start: key, count: keySize), as: UTF8.self)
-        let text =
-            value.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: valueSize), as: UTF8.self) } ?? ""
-        headers.pointee.add(name, text)
-        return .YES
-    }
-
-    private static func formatAddress(_ address: UnsafePointer<sockaddr>?) -> String {
-        guard let address else { return "" }
-        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
-        let family = Int32(address.pointee.sa_family)
-        let written: UnsafePointer<CChar>?
-        switch family {
-        case AF_INET:
-            written = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { ipv4 in
-                var raw = ipv4.pointee.sin_addr
-                return inet_ntop(AF_INET, &raw, &buffer, socklen_t(buffer.count))
-            }
-        case AF_INET6:
-            written = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { ipv6 in
-                var raw = ipv6.pointee.sin6_addr
-                return inet_ntop(AF_INET6, &raw, &buffer, socklen_t(buffer.count))
-            }
-        default:
-            written = nil
+        let collected = cls.assumingMemoryBound(to: Collected.self)
+        let name = UnsafeRawBufferPointer(start: key, count: keySize)
+        let bytes = UnsafeRawBufferPointer(start: value, count: value == nil ? 0 : valueSize)
+        if !collected.pointee.block.append(name: name, value: bytes) {
+            collected.pointee.oversized.append(
+                (String(decoding: name, as: UTF8.self), String(decoding: bytes, as: UTF8.self)))
         }
-        guard written != nil else { return "" }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return .YES
     }
 
     /// Queues `response`; if libmicrohttpd refuses it (bad status or header), logs and queues a 500 instead.
@@ -295,46 +295,13 @@ final class ServerCore: Sendable {
             logger.error("cannot send response", metadata: ["request_id": "\(requestID)", "error": "\(error)"])
         }
         do {
-            try send(
-                .error(status: 500, code: "internal_error", message: "The server could not build its answer."),
-                requestID: requestID, on: connection)
+            try send(self.response(for: .internalError), requestID: requestID, on: connection)
             return .YES
         } catch {
             logger.error(
                 "cannot send fallback response", metadata: ["request_id": "\(requestID)", "error": "\(error)"])
             return .NO  // closes the connection
         }
-    }
-
-    private func send(_ response: HTTPResponse, requestID: String, on connection: OpaquePointer) throws {
-        guard (100...999).contains(response.status) else {
-            throw HTTPServerError("queue response", "status \(response.status) is out of range")
-        }
-        let created = response.body.withUnsafeBytes { bytes in
-            // MUST_COPY: MHD keeps its own copy, so the Swift array may go away at once.
-            MHD_create_response_from_buffer(
-                bytes.count, UnsafeMutableRawPointer(mutating: bytes.baseAddress), .RESPMEM_MUST_COPY)
-        }
-        let mhdResponse = try check(created, "create response")
-        defer { MHD_destroy_response(mhdResponse) }
-        for (name, value) in response.headers {
-            if HTTPHeaders.namesEqual(name, "Content-Length") || HTTPHeaders.namesEqual(name, "X-Request-Id")
-                || HTTPHeaders.namesEqual(name, "Transfer-Encoding")
-            {
-                continue
-            }
-            try check(MHD_add_response_header(mhdResponse, name, value), "add header \(name)")
-        }
-        try check(MHD_add_response_header(mhdResponse, "X-Request-Id", requestID), "add header X-Request-Id")
-        if !response.headers.contains("X-Content-Type-Options") {
-            try check(
-                MHD_add_response_header(mhdResponse, "X-Content-Type-Options", "nosniff"),
-                "add header X-Content-Type-Options")
-        }
-        if draining.load(ordering: .relaxed) && response.headers["Connection"] == nil {
-            try check(MHD_add_response_header(mhdResponse, "Connection", "close"), "add header Connection")
-        }
-        try check(MHD_queue_response(connection, UInt32(response.status), mhdResponse), "queue response")
     }
 }
 
@@ -351,56 +318,4 @@ func check<Pointer>(_ pointer: Pointer?, _ operation: String, reason: String = "
 {
     guard let pointer else { throw HTTPServerError(operation, reason) }
     return pointer
-}
-
-/// Request ids: taken from `X-Request-Id` when well-formed, otherwise generated.
-enum RequestID {
-    /// `candidate` when it is 1...128 characters of `[A-Za-z0-9._:-]`, else nil.
-    static func accept(_ candidate: String?) -> String? {
-        guard let candidate, (1...128).contains(candidate.utf8.count) else { return nil }
-        for byte in candidate.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"),
-                UInt8(ascii: "-"):
-                continue
-            default:
-                return nil
-            }
-        }
-        return candidate
-    }
-
-    /// A process-wide random seed, drawn once; ids mix it with a counter (no system call per request).
-    private static let seed: (UInt64, UInt64) = {
-        var generator = SystemRandomNumberGenerator()
-        return (generator.next(), generator.next())
-    }()
-    private static let counter = Atomic<UInt64>(0)
-
-    /// 32 lowercase hex digits, unique within the process and unpredictable across processes. Ids are for
-    /// correlation, not secrets: two bijective mixes of a random seed plus a counter are enough.
-    static func generate() -> String {
-        let n = counter.add(1, ordering: .relaxed).newValue
-        let digits = Array("0123456789abcdef".utf8)
-        return String(unsafeUninitializedCapacity: 32) { buffer in
-            var index = 0
-            for var word in [mix(seed.0 &+ n), mix(seed.1 ^ (n &* 0x9E37_79B9_7F4A_7C15))] {
-                for _ in 0..<16 {
-                    buffer[index] = digits[Int(word & 0xF)]
-                    word >>= 4
-                    index += 1
-                }
-            }
-            return 32
-        }
-    }
-
-    /// SplitMix64's finaliser: a bijection on UInt64 that spreads every input bit.
-    private static func mix(_ value: UInt64) -> UInt64 {
-        var z = value
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

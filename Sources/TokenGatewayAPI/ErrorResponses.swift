@@ -22,6 +22,7 @@ extension GatewayError.Code {
         case .unsupportedMediaType: 415
         case .rateLimited, .upstreamRateLimited: 429
         case .internalError: 500
+        case .notImplemented: 501
         case .upstreamError: 502
         case .unavailable: 503
         case .upstreamTimeout: 504
@@ -45,6 +46,23 @@ extension GatewayError {
         if code == .unauthorized { headers.add("WWW-Authenticate", "Bearer") }
         if let retryAfterSeconds { headers.add("Retry-After", String(retryAfterSeconds)) }
         return HTTPResponse.json(status: code.status, writer.bytes, headers: headers)
+    }
+}
+
+extension GatewayError {
+    /// The gateway's bodies for the answers the HTTP layer gives on its own (router and server): the contract's
+    /// error shape with the codes it has always used.
+    @Sendable public static func refusalResponse(_ refusal: HTTPRefusal) -> HTTPResponse {
+        let code: Code
+        switch refusal {
+        case .notFound: code = .notFound
+        case .methodNotAllowed: code = .methodNotAllowed
+        case .payloadTooLarge: code = .payloadTooLarge
+        case .shuttingDown: code = .unavailable
+        case .badFraming(let status, _): code = status == 501 ? .notImplemented : .invalidRequest
+        case .internalError: code = .internalError
+        }
+        return GatewayError(code, message: refusal.reason).response
     }
 }
 

@@ -44,7 +44,11 @@ extension GatewayAPI {
         if let token = tokens.cachedToken(key, minTTL: minTTL, force: force) {
             metrics.cacheHit()
             keys.tokenIssued(id: keyID, tenant: key.tenant)
-            return .now(Self.tokenResponse(IssuedToken(token: token, source: .cache), key: key))
+            // Rendered once per cached token (its timestamps too), not once per hit.
+            let body = cache.hitBody(key, for: token) {
+                Self.tokenResponse(IssuedToken(token: $0, source: .cache), key: key).body
+            }
+            return .now(HTTPResponse.json(status: 200, body))
         }
         metrics.cacheMiss()
         return .later { [self] in

@@ -85,7 +85,7 @@ public final class GatewayAPI: Sendable {
 
     /// The router serving every route of `GatewayRoutes.table`, each behind its credential check.
     public func makeRouter() -> Router {
-        var router = Router()
+        var router = Router(refusals: GatewayError.refusalResponse)
         for route in GatewayRoutes.table {
             let handler = route.handler
             router.add(route.method, route.pattern) { [self] request, parameters in

@@ -32,6 +32,8 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
         case methodNotAllowed = "method_not_allowed"
         /// The resource already exists, or is in a state that refuses the change.
         case conflict
+        /// The request's framing uses a transfer coding the gateway does not serve (set by the HTTP layer).
+        case notImplemented = "not_implemented"
         /// The body is over the configured limit.
         case payloadTooLarge = "payload_too_large"
         /// The body is not JSON.

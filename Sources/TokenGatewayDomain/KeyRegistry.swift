@@ -23,6 +23,9 @@ public final class KeyRegistry: Sendable {
     struct Entry: Sendable {
         var tenant: String
         var hash: [UInt8]
+        /// The key bytes last presented that matched `hash`: the next presentation of the same key is checked by a
+        /// constant-time comparison instead of SHA-256. Gone with the entry (key deleted, registry reloaded).
+        var matched: [UInt8]? = nil
     }
 
     struct Usage {
@@ -72,15 +75,27 @@ public final class KeyRegistry: Sendable {
     /// Checks `Authorization: Bearer ...` in constant time against the admin token and the key hashes.
     public func check(authorization: String?) -> Check {
         guard let presented = Self.bearerCredential(authorization) else { return .invalid }
+        let id = Self.keyID(of: presented)
+        // A key already matched: the same bytes again, compared in constant time (no hash on the hot path).
+        if let id, let entry = entries.withLock({ $0[id] }), let matched = entry.matched,
+            Self.constantTimeEqual(presented, matched)
+        {
+            return .key(id: id, tenant: entry.tenant)
+        }
         let hash = Array(SHA256.hash(data: presented))
         if Self.constantTimeEqual(hash, adminHash) { return .admin }
-        guard let id = Self.keyID(of: presented) else { return .invalid }
+        guard let id else { return .invalid }
         guard let entry = entries.withLock({ $0[id] }) else {
             let now = WallClock.now
             if let seen = unknown.withLock({ $0[id] }), now - seen < Self.unknownMemorySeconds { return .invalid }
             return .unknownKey(id: id)
         }
-        return Self.constantTimeEqual(hash, entry.hash) ? .key(id: id, tenant: entry.tenant) : .invalid
+        guard Self.constantTimeEqual(hash, entry.hash) else { return .invalid }
+        // Remembered only if the entry is still the one checked (a concurrent delete or reload wins).
+        entries.withLock { entries in
+            if entries[id]?.hash == entry.hash { entries[id]?.matched = Array(presented) }
+        }
+        return .key(id: id, tenant: entry.tenant)
     }
 
     /// Checks a presented key against a hash read from the database, and remembers it when it matches.
@@ -116,10 +131,12 @@ public final class KeyRegistry: Sendable {
         return String(decoding: id, as: UTF8.self)
     }
 
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    static func constantTimeEqual<A: RandomAccessCollection<UInt8>, B: RandomAccessCollection<UInt8>>(
+        _ a: A, _ b: B
+    ) -> Bool {
         guard a.count == b.count else { return false }
         var difference: UInt8 = 0
-        for index in a.indices { difference |= a[index] ^ b[index] }
+        for (x, y) in zip(a, b) { difference |= x ^ y }
         return difference == 0
     }
 

@@ -15,6 +15,7 @@ public struct RequestBody: Sendable {
             guard isJSON(contentType) else { throw .unsupportedMediaType }
         }
         guard !body.isEmpty else { throw .invalidRequest("The request needs a JSON object body.") }
+        if let members = FlatJSONObject.members(body) { return RequestBody(members: members) }
         let value: JSONValue
         do { value = try JSONValue.parse(body) } catch {
             throw .invalidRequest("The body is not valid JSON (\(error.reason) at byte \(error.offset)).")

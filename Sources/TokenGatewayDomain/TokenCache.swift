@@ -69,7 +69,11 @@ extension CachedToken {
 /// renewed ahead of time and tokens nobody asks for are left to expire.
 public final class TokenCache: Sendable {
     struct Entry {
-        var token: CachedToken
+        var token: CachedToken {
+            didSet { hitBody = nil }
+        }
+        /// The answer body of a cache hit on `token`, rendered once (`hitBody(_:for:render:)`); nil until asked.
+        var hitBody: [UInt8]?
         /// The largest `min_ttl_seconds` asked of this token; nil when nobody asked since it was fetched.
         var demand: Double?
         /// No background renewal before this time (after a failed one).
@@ -89,6 +93,18 @@ public final class TokenCache: Sendable {
             guard let token = entries[key]?.token else { return nil }
             entries[key]!.demand = max(entries[key]!.demand ?? 0, minTTL)
             return token
+        }
+    }
+
+    /// The body of a hit on `key` with `token`, rendered by `render` the first time and kept until the entry's
+    /// token changes. A token no longer cached (replaced meanwhile) is rendered and not kept.
+    public func hitBody(_ key: ConnectionKey, for token: CachedToken, render: (CachedToken) -> [UInt8]) -> [UInt8] {
+        entries.withLock { entries in
+            guard let entry = entries[key], entry.token == token else { return render(token) }
+            if let body = entry.hitBody { return body }
+            let body = render(token)
+            entries[key]?.hitBody = body
+            return body
         }
     }
 

@@ -122,7 +122,8 @@ public final class Gateway: Sendable {
                 host: configuration.listenHost, port: configuration.listenPort, threads: configuration.threads,
                 maxConnections: configuration.maxConnections,
                 connectionTimeoutSeconds: configuration.idleTimeoutSeconds,
-                maxBodyBytes: configuration.maxBodyBytes, headerTimeoutSeconds: configuration.headerTimeoutSeconds),
+                maxBodyBytes: configuration.maxBodyBytes, headerTimeoutSeconds: configuration.headerTimeoutSeconds,
+                refusalResponse: GatewayError.refusalResponse),
             handler: api.makeRouter(), logger: logger)
     }
 

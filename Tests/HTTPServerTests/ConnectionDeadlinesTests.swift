@@ -98,7 +98,7 @@ struct ConnectionDeadlinesTests {
         #expect(status([("Transfer-Encoding", "chunked,")]) == 501)
         #expect(status([("Transfer-Encoding", "")]) == 501)
         let refusal = RequestFraming.refusal(HTTPHeaders([("Transfer-Encoding", "gzip")]))
-        #expect(refusal?.headers["Connection"] == "close")
-        #expect(refusal.map { String(decoding: $0.body, as: UTF8.self) }?.contains("\"not_implemented\"") == true)
+        #expect(refusal.map { $0.completing(HTTPRefusal.plainText($0)) }?.headers["Connection"] == "close")
+        #expect(refusal.map { String(decoding: jsonRefusals($0).body, as: UTF8.self) }?.contains("\"not_implemented\"") == true)
     }
 }

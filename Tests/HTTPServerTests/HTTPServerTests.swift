@@ -13,9 +13,23 @@ let quietLogger: Logger = {
     return logger
 }()
 
+/// An application's error bodies for the server's own answers, in the `{"error","message"}` shape the tests read.
+@Sendable func jsonRefusals(_ refusal: HTTPRefusal) -> HTTPResponse {
+    let code =
+        switch refusal {
+        case .notFound: "not_found"
+        case .methodNotAllowed: "method_not_allowed"
+        case .payloadTooLarge: "payload_too_large"
+        case .shuttingDown: "unavailable"
+        case .badFraming(let status, _): status == 501 ? "not_implemented" : "invalid_request"
+        case .internalError: "internal_error"
+        }
+    return .error(status: refusal.status, code: code, message: refusal.reason)
+}
+
 /// The routes the integration tests serve.
 func testRouter() -> Router {
-    var router = Router()
+    var router = Router(refusals: jsonRefusals)
     router.add("GET", "/hello") { request, _ in
         .response(HTTPResponse(status: 200, headers: ["Content-Type": "text/plain"], body: Array("hello".utf8)))
     }
@@ -64,7 +78,8 @@ func withServer(
     let configuration =
         custom
         ?? HTTPServerConfiguration(
-            host: "127.0.0.1", port: 0, threads: threads, connectionTimeoutSeconds: 10, maxBodyBytes: maxBodyBytes)
+            host: "127.0.0.1", port: 0, threads: threads, connectionTimeoutSeconds: 10, maxBodyBytes: maxBodyBytes,
+            refusalResponse: jsonRefusals)
     let server = HTTPServer(configuration: configuration, handler: handler, logger: quietLogger)
     try server.start()
     do {
@@ -221,7 +236,7 @@ struct HTTPServerTests {
     }
 
     @Test func requestsStillSuspendedAtShutdownGet503() async throws {
-        let configuration = HTTPServerConfiguration(host: "127.0.0.1", port: 0, threads: 2)
+        let configuration = HTTPServerConfiguration(host: "127.0.0.1", port: 0, threads: 2, refusalResponse: jsonRefusals)
         let server = HTTPServer(configuration: configuration, handler: testRouter(), logger: quietLogger)
         try server.start()
         let port = server.port

@@ -91,7 +91,7 @@ import Testing
             .invalidRequest: 400, .invalidGrant: 400, .unauthorized: 401, .forbidden: 403, .notFound: 404,
             .methodNotAllowed: 405, .conflict: 409, .clientRejected: 409, .reauthorizationRequired: 409,
             .payloadTooLarge: 413, .unsupportedMediaType: 415, .rateLimited: 429, .upstreamRateLimited: 429,
-            .internalError: 500, .upstreamError: 502, .unavailable: 503, .upstreamTimeout: 504,
+            .internalError: 500, .notImplemented: 501, .upstreamError: 502, .unavailable: 503, .upstreamTimeout: 504,
         ]
         #expect(Set(expected.keys) == Set(GatewayError.Code.allCases))
         for code in GatewayError.Code.allCases {

@@ -28,6 +28,29 @@ import _CryptoExtras
         #expect(registry.check(authorization: "Bearer \(made.key)") == .unknownKey(id: made.id))
     }
 
+    @Test func aKeyAlreadyMatchedIsRememberedUntilItsEntryChanges() {
+        let registry = KeyRegistry(adminToken: String(repeating: "a", count: 40))
+        let made = KeyRegistry.generate()
+        registry.insert(id: made.id, tenant: "acme", hexHash: made.hash)
+        var wrong = Array(made.key)
+        wrong[wrong.count - 1] = wrong.last == "A" ? "B" : "A"
+        for _ in 0..<3 {  // the first check hashes and remembers; the next ones compare with what was remembered
+            #expect(registry.check(authorization: "Bearer \(made.key)") == .key(id: made.id, tenant: "acme"))
+            #expect(registry.check(authorization: "Bearer \(String(wrong))") == .invalid)
+        }
+        registry.replaceAll([])  // a reload without the key forgets it at once
+        #expect(registry.check(authorization: "Bearer \(made.key)") == .unknownKey(id: made.id))
+        registry.insert(id: made.id, tenant: "acme", hexHash: made.hash)
+        #expect(registry.check(authorization: "Bearer \(made.key)") == .key(id: made.id, tenant: "acme"))
+        registry.removeTenant("acme")
+        #expect(registry.check(authorization: "Bearer \(made.key)") == .unknownKey(id: made.id))
+        // The same id with another hash (a rekeyed entry): the remembered bytes no longer pass.
+        registry.insert(id: made.id, tenant: "acme", hexHash: made.hash)
+        #expect(registry.check(authorization: "Bearer \(made.key)") == .key(id: made.id, tenant: "acme"))
+        registry.insert(id: made.id, tenant: "acme", hexHash: String(repeating: "0", count: 64))
+        #expect(registry.check(authorization: "Bearer \(made.key)") == .invalid)
+    }
+
     @Test func keyIDsTheDatabaseDidNotKnowAreRefusedWithoutAskingAgain() {
         let registry = KeyRegistry(adminToken: String(repeating: "a", count: 40))
         let made = KeyRegistry.generate()

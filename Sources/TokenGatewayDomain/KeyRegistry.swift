@@ -37,6 +37,7 @@ public final class KeyRegistry: Sendable {
     static let unknownMemorySeconds = 60.0
     private let adminHash: [UInt8]
 
+    /// An empty registry that accepts `adminToken` as the admin credential.
     public init(adminToken: String) {
         adminHash = Array(SHA256.hash(data: Array(adminToken.utf8)))
     }
@@ -53,6 +54,7 @@ public final class KeyRegistry: Sendable {
         return (id, key, hexHash(key))
     }
 
+    /// The lowercase hex SHA-256 of `text`: how an API key is stored.
     public static func hexHash(_ text: String) -> String {
         SHA256.hash(data: Array(text.utf8)).map { String(format: "%02x", $0) }.joined()
     }
@@ -155,6 +157,7 @@ public final class KeyRegistry: Sendable {
         entries.withLock { $0 = fresh }
     }
 
+    /// Adds or replaces key `id` of `tenant`; a `hexHash` that is not hex is ignored.
     public func insert(id: String, tenant: String, hexHash: String) {
         guard let bytes = Self.bytes(hex: hexHash) else { return }
         entries.withLock { $0[id] = Entry(tenant: tenant, hash: bytes) }
@@ -168,8 +171,10 @@ public final class KeyRegistry: Sendable {
         }
     }
 
+    /// Forgets key `id`; its requests fail from now on.
     public func remove(id: String) { _ = entries.withLock { $0.removeValue(forKey: id) } }
 
+    /// Forgets every key of `tenant`.
     public func removeTenant(_ tenant: String) {
         entries.withLock { entries in entries = entries.filter { $0.value.tenant != tenant } }
     }

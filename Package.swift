@@ -20,16 +20,21 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CLibCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
+        // Codecs (percent, form, hex, base64url, JSON reading, writing and escaping) and the termination-signal wait:
+        // no dependencies; the wrappers and every layer above may import them.
+        .target(name: "Codecs"),
+        .target(name: "Signals"),
+
         // Swift wrappers: the only code that imports C.
         .target(
             name: "HTTPServer",
-            dependencies: ["CMicroHTTPD", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["CMicroHTTPD", "Codecs", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "Postgres",
             dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "HTTPClient",
-            dependencies: ["CLibCurl", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["CLibCurl", "Codecs", .product(name: "Logging", package: "swift-log")]),
 
         // The layers above the C fence. Each may import only what its line says (and the Swift packages listed):
         //   Codecs              nothing: percent, hex, base64url, JSON reading and writing.
@@ -42,7 +47,6 @@ let package = Package(
         //   TokenGatewayAPI     Domain, Store, Service, HTTPServer. Routes, request parsing, authentication,
         //                       the request chain (metrics, logging) and the error-to-HTTP mapping.
         //   token-gateway       everything: configuration and wiring.
-        .target(name: "Codecs"),
         .target(
             name: "TokenGatewayDomain",
             dependencies: [
@@ -85,22 +89,24 @@ let package = Package(
             name: "token-gateway",
             dependencies: [
                 "Codecs", "TokenGatewayDomain", "TokenGatewayStore", "TokenGatewayService", "TokenGatewayAPI",
-                "HTTPServer", "HTTPClient",
+                "HTTPServer", "HTTPClient", "Signals",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "fake-salesforce",
             dependencies: [
-                "FakeSalesforce",
+                "FakeSalesforce", "Signals",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
-        // Test helpers: throwaway PostgreSQL clusters, free ports, bounded waits.
+        // Test helpers: throwaway PostgreSQL clusters, free ports, bounded waits, threads, timing, log capture.
         .target(
             name: "TestSupport",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport"),
+        .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "HTTPServer", "TestSupport"]),

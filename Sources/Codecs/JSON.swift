@@ -29,7 +29,9 @@ public enum JSONValue: Sendable, Equatable {
 
 /// Why a body is not JSON; `offset` is the byte where parsing stopped.
 public struct JSONParseError: Error, Sendable {
+    /// The byte offset where parsing stopped.
     public let offset: Int
+    /// What was wrong there, e.g. "unterminated string".
     public let reason: String
 }
 
@@ -143,15 +145,8 @@ private struct JSONParser {
         guard index + 4 <= bytes.count else { throw error("bad \\u escape") }
         var value: UInt32 = 0
         for _ in 0..<4 {
-            let byte = bytes[index]
-            let digit: UInt32
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt32(byte - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt32(byte - UInt8(ascii: "a") + 10)
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt32(byte - UInt8(ascii: "A") + 10)
-            default: throw error("bad \\u escape")
-            }
-            value = value << 4 | digit
+            guard let digit = Hex.value(of: bytes[index]) else { throw error("bad \\u escape") }
+            value = value << 4 | UInt32(digit)
             index += 1
         }
         return value
@@ -235,11 +230,13 @@ private struct JSONParser {
     }
 }
 
-/// Builds JSON text by appending; keys keep the order they are written in. Strings are escaped per RFC 8259.
+/// Builds JSON text by appending; keys keep the order they are written in. Strings are escaped by `JSONEscaping`.
 public struct JSONWriter: Sendable {
+    /// The JSON text written so far, as UTF-8.
     public private(set) var bytes: [UInt8] = []
     private var needsComma: [Bool] = []
 
+    /// An empty writer.
     public init() { bytes.reserveCapacity(512) }
 
     private mutating func separator() {
@@ -256,17 +253,20 @@ public struct JSONWriter: Sendable {
         needsComma.append(false)
     }
 
+    /// Closes the innermost open object.
     public mutating func endObject() {
         needsComma.removeLast()
         bytes.append(UInt8(ascii: "}"))
     }
 
+    /// Opens an array (as a value, or as the member `key` of the enclosing object).
     public mutating func beginArray(_ key: String? = nil) {
         if let key { self.key(key) } else { separator() }
         bytes.append(UInt8(ascii: "["))
         needsComma.append(false)
     }
 
+    /// Closes the innermost open array.
     public mutating func endArray() {
         needsComma.removeLast()
         bytes.append(UInt8(ascii: "]"))
@@ -284,11 +284,13 @@ public struct JSONWriter: Sendable {
         if let value { appendString(value) } else { appendRaw("null") }
     }
 
+    /// Writes an integer member (`nil` writes `null`).
     public mutating func field(_ key: String, _ value: Int?) {
         self.key(key)
         appendRaw(value.map(String.init) ?? "null")
     }
 
+    /// Writes a boolean member.
     public mutating func field(_ key: String, _ value: Bool) {
         self.key(key)
         appendRaw(value ? "true" : "false")
@@ -314,33 +316,5 @@ public struct JSONWriter: Sendable {
 
     private mutating func appendRaw(_ text: String) { bytes.append(contentsOf: text.utf8) }
 
-    private mutating func appendString(_ string: String) {
-        bytes.append(UInt8(ascii: "\""))
-        // Fast path: most strings (ids, tokens, URLs) need no escaping and are copied in one go.
-        var string = string
-        let clean = string.withUTF8 { buffer in
-            !buffer.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
-        }
-        if clean {
-            bytes.append(contentsOf: string.utf8)
-            bytes.append(UInt8(ascii: "\""))
-            return
-        }
-        for byte in string.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
-            case UInt8(ascii: "\\"): bytes.append(contentsOf: [0x5C, 0x5C])
-            case 0x0A: bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-            case 0x0D: bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-            case 0x09: bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-            case 0..<0x20:
-                let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                bytes.append(contentsOf: [
-                    0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)],
-                ])
-            default: bytes.append(byte)
-            }
-        }
-        bytes.append(UInt8(ascii: "\""))
-    }
+    private mutating func appendString(_ string: String) { JSONEscaping.appendQuoted(string, to: &bytes) }
 }

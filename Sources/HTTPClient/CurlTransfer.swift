@@ -1,4 +1,5 @@
 internal import CLibCurl
+internal import Codecs
 
 /// One request on its own curl easy handle, from setup to the resumed continuation.
 ///
@@ -246,30 +247,11 @@ final class CurlTransfer: @unchecked Sendable {
             for pair in body.split(separator: "&") {
                 let value = pair.split(separator: "=", maxSplits: 1).last ?? ""
                 secrets.append(String(value))
-                secrets.append(Self.formDecode(value))
+                secrets.append(Percent.formDecode(value))
             }
         }
         // Longest first, so a value inside a longer secret does not break the longer one's redaction.
         return secrets.filter { $0.count >= 3 }.sorted { $0.count > $1.count }
-    }
-
-    /// Percent-decodes a form value ('+' is a space); invalid escapes stay as they are.
-    private static func formDecode(_ text: Substring) -> String {
-        var out: [UInt8] = []
-        var bytes = text.utf8[...]
-        while let byte = bytes.popFirst() {
-            if byte == UInt8(ascii: "+") {
-                out.append(0x20)
-            } else if byte == UInt8(ascii: "%"), bytes.count >= 2,
-                let value = UInt8(String(decoding: bytes.prefix(2), as: UTF8.self), radix: 16)
-            {
-                out.append(value)
-                bytes = bytes.dropFirst(2)
-            } else {
-                out.append(byte)
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// Facts about the finished handle that decide how an error is classified.

@@ -1,3 +1,5 @@
+internal import Codecs
+
 /// Settings of an `HTTPClient`, with defaults suited to calls to Salesforce's token endpoint.
 public struct HTTPClientConfiguration: Sendable {
     /// Longest wait for the TCP (and TLS) connection to be established.
@@ -62,26 +64,7 @@ public struct HTTPClientRequest: Sendable {
     /// Encodes fields as `name=value` pairs joined by `&`: RFC 3986 unreserved characters are kept, every other
     /// UTF-8 byte becomes `%XX` (space becomes `%20`, `+` becomes `%2B`).
     public static func formEncode(_ fields: [(String, String)]) -> String {
-        fields.map { percentEncode($0.0) + "=" + percentEncode($0.1) }.joined(separator: "&")
-    }
-
-    static func percentEncode(_ text: String) -> String {
-        let hex: [UInt8] = Array("0123456789ABCDEF".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(text.utf8.count)
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
-                UInt8(ascii: "~"):
-                out.append(byte)
-            default:
-                out.append(UInt8(ascii: "%"))
-                out.append(hex[Int(byte >> 4)])
-                out.append(hex[Int(byte & 0x0f)])
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
+        Percent.formEncode(fields)
     }
 }
 

@@ -1,3 +1,5 @@
+internal import Codecs
+
 /// Values of the `{name}` segments of a matched route pattern, percent-decoded.
 public struct PathParameters: Sendable {
     private var values: [(String, String)]
@@ -123,10 +125,10 @@ public struct Router: HTTPHandler {
         for (segment, piece) in zip(segments, pieces) {
             switch segment {
             case .literal(let text):
-                guard piece == text || FormDecoding.decodePathSegment(piece) == text else { return nil }
+                guard piece == text || Percent.decode(piece) == text else { return nil }
             case .parameter(let name):
                 guard !piece.isEmpty else { return nil }
-                parameters.append((name, FormDecoding.decodePathSegment(piece)))
+                parameters.append((name, Percent.decode(piece)))
             }
         }
         return parameters

@@ -33,7 +33,7 @@ extension GatewayAPI {
             }
             let state = Self.randomToken()
             let verifier = Self.randomToken()
-            let challenge = JWTAssertion.base64URL(Array(SHA256.hash(data: Array(verifier.utf8))))
+            let challenge = Base64URL.encode(Array(SHA256.hash(data: Array(verifier.utf8))))
             let stateHash = KeyRegistry.hexHash(state)
             let redirect = publicURL + "/callback"
             let expires = TokenService.now + Self.stateLifetimeSeconds
@@ -50,7 +50,7 @@ extension GatewayAPI {
             if let scope = scopes ?? client.scopes { query.append(("scope", scope.joined(separator: " "))) }
             query += [("state", state), ("code_challenge", challenge), ("code_challenge_method", "S256")]
             let url =
-                client.authorizeEndpoint + "?" + query.map { "\($0.0)=\(Self.formEscape($0.1))" }.joined(separator: "&")
+                client.authorizeEndpoint + "?" + query.map { "\($0.0)=\(Percent.encode($0.1))" }.joined(separator: "&")
             return Self.json(200) {
                 $0.field("url", url)
                 $0.field("expires_at", Timestamp.rfc3339(expires))
@@ -60,20 +60,7 @@ extension GatewayAPI {
 
     static func randomToken() -> String {
         var generator = SystemRandomNumberGenerator()
-        return JWTAssertion.base64URL((0..<32).map { _ in generator.next() })
-    }
-
-    /// Percent-encodes everything but RFC 3986's unreserved characters.
-    static func formEscape(_ text: String) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            switch byte {
-            case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, 0x2D, 0x2E, 0x5F, 0x7E:
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            default: out += String(format: "%%%02X", byte)
-            }
-        }
-        return out
+        return Base64URL.encode((0..<32).map { _ in generator.next() })
     }
 
     static func htmlEscape(_ text: String) -> String {

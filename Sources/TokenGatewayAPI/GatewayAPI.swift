@@ -110,12 +110,6 @@ public final class GatewayAPI: Sendable {
 
     // MARK: The request pipeline
 
-    /// `POST` routes whose answers (errors too) carry `Cache-Control: no-store`: they hold tokens, keys or
-    /// single-use links.
-    static let noStorePOSTRoutes: Set<String> = [
-        "/token", "/exchange", "/tenants/{tenant}/keys", "/tenants/{tenant}/clients/{client}/authorize",
-    ]
-
     /// What the credential of a request leads to.
     enum Admission {
         case caller(Caller)
@@ -135,27 +129,10 @@ public final class GatewayAPI: Sendable {
         var requestLogger = self.logger
         requestLogger[metadataKey: "request_id"] = "\(request.requestID)"
         let logger = requestLogger
-        let noStore = request.method == "POST" && Self.noStorePOSTRoutes.contains(pattern)
         let record: @Sendable (HTTPResponse, String?) -> HTTPResponse = { [self] response, refusal in
-            var response = response
-            if noStore { response.headers.replaceOrAdd("Cache-Control", "no-store") }
-            let elapsed = ContinuousClock.now - started
-            metrics.request(route: pattern, status: response.status, duration: elapsed)
-            var metadata: Logger.Metadata = [
-                "method": "\(request.method)", "route": "\(pattern)", "status": "\(response.status)",
-                "duration_ms": "\(Double(Int(elapsed.seconds * 100_000)) / 100)",
-            ]
-            if let refusal {
-                // Unauthenticated callers must not be able to flood the log: one line a second per reason.
-                guard let suppressed = authentication.sampleLog(refusal) else { return response }
-                metadata["refusal"] = "\(refusal)"
-                metadata["peer"] = "\(request.remoteAddress)"
-                metadata["suppressed"] = "\(suppressed)"
-            }
-            logger.log(
-                level: response.status >= 500 ? .error : response.status >= 400 ? .info : .debug, "request",
-                metadata: metadata)
-            return response
+            RequestChain.finish(
+                self, RequestTrace(request: request, pattern: pattern, started: started, refusal: refusal),
+                response, logger: logger)
         }
         let finish: @Sendable (HTTPResponse) -> HTTPResponse = { record($0, nil) }
         let caller: Caller

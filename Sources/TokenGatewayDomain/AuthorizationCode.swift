@@ -30,9 +30,9 @@ public enum AuthorizationCode {
                 let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 let value = parts.count > 1 ? String(parts[1]) : ""
                 switch parts[0] {
-                case "code": code = percentDecode(value)
-                case "error": error = percentDecode(value)
-                case "error_description": description = percentDecode(value.replacingOccurrences(of: "+", with: " "))
+                case "code": code = Percent.decode(value)
+                case "error": error = Percent.decode(value)
+                case "error_description": description = Percent.formDecode(value)
                 default: break
                 }
             }
@@ -40,35 +40,7 @@ public enum AuthorizationCode {
             if let code, !code.isEmpty { return .code(code) }
             if looksLikeURL { return .missing }
         }
-        return .code(text.contains("%") ? percentDecode(text) : text)
-    }
-
-    /// Decodes `%XX` sequences once; a `%` not followed by two hex digits is kept as it is.
-    public static func percentDecode(_ text: String) -> String {
-        let bytes = Array(text.utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var index = 0
-        func hex(_ c: UInt8) -> UInt8? {
-            switch c {
-            case 0x30...0x39: c - 0x30
-            case 0x41...0x46: c - 0x41 + 10
-            case 0x61...0x66: c - 0x61 + 10
-            default: nil
-            }
-        }
-        while index < bytes.count {
-            if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count,
-                let high = hex(bytes[index + 1]), let low = hex(bytes[index + 2])
-            {
-                out.append(high << 4 | low)
-                index += 3
-            } else {
-                out.append(bytes[index])
-                index += 1
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
+        return .code(Percent.decode(text))
     }
 }
 

@@ -49,14 +49,14 @@ public final class KeyRegistry: Sendable {
         var generator = SystemRandomNumberGenerator()
         for index in idBytes.indices { idBytes[index] = generator.next() }
         for index in secret.indices { secret[index] = generator.next() }
-        let id = idBytes.map { String(format: "%02x", $0) }.joined()
-        let key = "tgw_\(id)_" + JWTAssertion.base64URL(secret)
+        let id = Hex.encode(idBytes)
+        let key = "tgw_\(id)_" + Base64URL.encode(secret)
         return (id, key, hexHash(key))
     }
 
     /// The lowercase hex SHA-256 of `text`: how an API key is stored.
     public static func hexHash(_ text: String) -> String {
-        SHA256.hash(data: Array(text.utf8)).map { String(format: "%02x", $0) }.joined()
+        Hex.encode(SHA256.hash(data: Array(text.utf8)))
     }
 
     /// The key id inside a presented key, if it has the shape of one.
@@ -89,7 +89,7 @@ public final class KeyRegistry: Sendable {
     public func admit(authorization: String?, id: String, tenant: String, hexHash: String) -> Bool {
         guard let presented = Self.bearerCredential(authorization) else { return false }
         let hash = Array(SHA256.hash(data: presented))
-        guard let stored = Self.bytes(hex: hexHash), Self.constantTimeEqual(hash, stored) else { return false }
+        guard let stored = Hex.decode(hexHash), Self.constantTimeEqual(hash, stored) else { return false }
         entries.withLock { $0[id] = Entry(tenant: tenant, hash: stored) }
         return true
     }
@@ -125,41 +125,18 @@ public final class KeyRegistry: Sendable {
         return difference == 0
     }
 
-    static func bytes(hex: String) -> [UInt8]? {
-        let chars = Array(hex.utf8)
-        guard chars.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(chars.count / 2)
-        var index = 0
-        while index < chars.count {
-            guard let high = hexValue(chars[index]), let low = hexValue(chars[index + 1]) else { return nil }
-            out.append(high << 4 | low)
-            index += 2
-        }
-        return out
-    }
-
-    private static func hexValue(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 0x30...0x39: c - 0x30
-        case 0x61...0x66: c - 0x61 + 10
-        case 0x41...0x46: c - 0x41 + 10
-        default: nil
-        }
-    }
-
     /// Replaces the whole registry (at start, after the listener reconnects, and periodically).
     public func replaceAll(_ keys: [(id: String, tenant: String, hash: String)]) {
         var fresh: [String: Entry] = [:]
         for key in keys {
-            if let bytes = Self.bytes(hex: key.hash) { fresh[key.id] = Entry(tenant: key.tenant, hash: bytes) }
+            if let bytes = Hex.decode(key.hash) { fresh[key.id] = Entry(tenant: key.tenant, hash: bytes) }
         }
         entries.withLock { $0 = fresh }
     }
 
     /// Adds or replaces key `id` of `tenant`; a `hexHash` that is not hex is ignored.
     public func insert(id: String, tenant: String, hexHash: String) {
-        guard let bytes = Self.bytes(hex: hexHash) else { return }
+        guard let bytes = Hex.decode(hexHash) else { return }
         entries.withLock { $0[id] = Entry(tenant: tenant, hash: bytes) }
     }
 

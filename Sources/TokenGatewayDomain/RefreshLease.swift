@@ -29,6 +29,24 @@ public struct TokenNeed: Sendable, Equatable {
         if force { return now - token.fetchedAt <= forceGrace }
         return remaining > minTTL
     }
+
+    /// What the fast path does with the token cached for this request: the first of the three choices (memory,
+    /// then the database row, then Salesforce; `RefreshDecision` makes the other two).
+    public enum CacheChoice: Sendable, Equatable {
+        /// Answer with the cached token, with no I/O.
+        case serve
+        /// A `force_refresh` found a token older than the grace: drop it from memory and go to the database.
+        case drop
+        /// Nothing usable in memory: go to the database.
+        case pass
+    }
+
+    /// The fast path's choice for `token` (nil: nothing cached) at `now`.
+    public func cacheChoice(_ token: CachedToken?, now: Double) -> CacheChoice {
+        guard let token else { return .pass }
+        if accepts(token, now: now) { return .serve }
+        return force ? .drop : .pass
+    }
 }
 
 /// The refresh lease of one connection row: who may present its grant to Salesforce right now.

@@ -112,16 +112,8 @@ public enum JWTAssertion {
         claims.field("exp", Int(now.timeIntervalSince1970) + 180)
         claims.field("jti", UUID().uuidString.lowercased())
         claims.endObject()
-        let signingInput = base64URL(Array(#"{"alg":"RS256"}"#.utf8)) + "." + base64URL(claims.bytes)
+        let signingInput = Base64URL.encode(Array(#"{"alg":"RS256"}"#.utf8)) + "." + Base64URL.encode(claims.bytes)
         let signature = try key.signature(for: Array(signingInput.utf8), padding: .insecurePKCS1v1_5)
-        return signingInput + "." + base64URL(Array(signature.rawRepresentation))
-    }
-
-    /// Base64url of `bytes` without padding, as JWT uses it.
-    public static func base64URL(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(
-            of: "/", with: "_"
-        )
-        .replacingOccurrences(of: "=", with: "")
+        return signingInput + "." + Base64URL.encode(Array(signature.rawRepresentation))
     }
 }

@@ -106,6 +106,6 @@ public enum WebhookSecret {
 
     /// `count` random bytes from the system generator, as lowercase hex.
     public static func randomHex(bytes count: Int) -> String {
-        randomBytes(count).map { String(format: "%02x", $0) }.joined()
+        Hex.encode(randomBytes(count))
     }
 }

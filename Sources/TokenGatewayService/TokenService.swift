@@ -86,12 +86,14 @@ public final class TokenService: Sendable {
     public func cachedToken(_ key: ConnectionKey, minTTL: Double, force: Bool) -> CachedToken? {
         guard let token = cache.hit(key, minTTL: minTTL) else { return nil }
         let now = Self.now
-        if force {
-            if now - token.fetchedAt <= forceRefreshGrace && token.remaining(now: now) > 0 { return token }
+        let need = TokenNeed(minTTL: minTTL, force: force, started: now, forceGrace: forceRefreshGrace)
+        switch need.cacheChoice(token, now: now) {
+        case .serve: return token
+        case .drop:
             cache.remove(key, ifAccessToken: token.accessToken)
             return nil
+        case .pass: return nil
         }
-        return token.remaining(now: now) > minTTL ? token : nil
     }
 
     /// The slow path: coalesces concurrent requests for the same connection in this process, then asks the

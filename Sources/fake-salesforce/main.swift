@@ -2,6 +2,7 @@ import ArgumentParser
 import FakeSalesforce
 import Foundation
 import Logging
+import Signals
 
 /// `fake-salesforce`: serves a fake Salesforce org until SIGTERM or SIGINT.
 struct FakeSalesforceCommand: AsyncParsableCommand {

@@ -83,6 +83,34 @@ struct GatewayConfiguration: Sendable {
         return url
     }
 
+    /// The settings that are a number of seconds, each with its range and the field it sets.
+    static var numberSettings: [(String, ClosedRange<Double>, WritableKeyPath<GatewayConfiguration, Double>)] {
+        [
+            ("TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS", 0.1...300, \.upstreamTimeoutSeconds),
+            ("TOKEN_GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS", 0.1...60, \.upstreamConnectTimeoutSeconds),
+            ("TOKEN_GATEWAY_FORCE_REFRESH_GRACE_SECONDS", 0...300, \.forceRefreshGraceSeconds),
+            ("TOKEN_GATEWAY_SHUTDOWN_GRACE_SECONDS", 0...600, \.shutdownGraceSeconds),
+            ("TOKEN_GATEWAY_DB_ACQUIRE_TIMEOUT_SECONDS", 0.05...60, \.databaseAcquireTimeoutSeconds),
+            ("TOKEN_GATEWAY_REFRESH_AHEAD_SECONDS", 0...86400, \.refreshAheadSeconds),
+            ("TOKEN_GATEWAY_KEEPALIVE_SECONDS", 10...31_536_000, \.keepaliveSeconds),
+        ]
+    }
+
+    /// The settings that are a whole number, each with its range and the field it sets.
+    static var integerSettings: [(String, ClosedRange<Int>, WritableKeyPath<GatewayConfiguration, Int>)] {
+        [
+            ("TOKEN_GATEWAY_MAX_BODY_BYTES", 1024...16_777_216, \.maxBodyBytes),
+            ("TOKEN_GATEWAY_THREADS", 1...256, \.threads),
+            ("TOKEN_GATEWAY_DB_POOL_SIZE", 1...200, \.databasePoolSize),
+            ("TOKEN_GATEWAY_MAX_CONNECTIONS", 1...100_000, \.maxConnections),
+            ("TOKEN_GATEWAY_IDLE_TIMEOUT_SECONDS", 1...3600, \.idleTimeoutSeconds),
+            ("TOKEN_GATEWAY_HEADER_TIMEOUT_SECONDS", 1...3600, \.headerTimeoutSeconds),
+            ("TOKEN_GATEWAY_KEY_UPSTREAM_LIMIT_PER_MINUTE", 1...1_000_000, \.keyUpstreamLimitPerMinute),
+            ("TOKEN_GATEWAY_UPSTREAM_CONCURRENCY_PER_CLIENT", 1...1000, \.upstreamConcurrencyPerClient),
+            ("TOKEN_GATEWAY_BACKGROUND_CONCURRENCY", 1...256, \.backgroundConcurrency),
+        ]
+    }
+
     /// Validates `values` (keyed by environment variable name) into a configuration; the error names the setting.
     static func make(_ values: [String: String]) throws(ConfigurationError) -> GatewayConfiguration {
         func value(_ name: String) -> String? { setting(name, in: values) }
@@ -156,50 +184,12 @@ struct GatewayConfiguration: Sendable {
                 throw ConfigurationError(setting: "TOKEN_GATEWAY_WEBHOOK_ALLOWLIST", reason: error.reason)
             }
         }
-        if let seconds = try number("TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS", 0.1...300) {
-            configuration.upstreamTimeoutSeconds = seconds
-        }
-        if let seconds = try number("TOKEN_GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS", 0.1...60) {
-            configuration.upstreamConnectTimeoutSeconds = seconds
-        }
-        if let bytes = try integer("TOKEN_GATEWAY_MAX_BODY_BYTES", 1024...16_777_216) {
-            configuration.maxBodyBytes = bytes
-        }
-        if let seconds = try number("TOKEN_GATEWAY_FORCE_REFRESH_GRACE_SECONDS", 0...300) {
-            configuration.forceRefreshGraceSeconds = seconds
-        }
         configuration.log = try LogSettings.make(values)
-        if let threads = try integer("TOKEN_GATEWAY_THREADS", 1...256) { configuration.threads = threads }
-        if let size = try integer("TOKEN_GATEWAY_DB_POOL_SIZE", 1...200) { configuration.databasePoolSize = size }
-        if let limit = try integer("TOKEN_GATEWAY_MAX_CONNECTIONS", 1...100_000) {
-            configuration.maxConnections = limit
+        for (name, range, field) in numberSettings {
+            if let seconds = try number(name, range) { configuration[keyPath: field] = seconds }
         }
-        if let seconds = try integer("TOKEN_GATEWAY_IDLE_TIMEOUT_SECONDS", 1...3600) {
-            configuration.idleTimeoutSeconds = seconds
-        }
-        if let seconds = try integer("TOKEN_GATEWAY_HEADER_TIMEOUT_SECONDS", 1...3600) {
-            configuration.headerTimeoutSeconds = seconds
-        }
-        if let seconds = try number("TOKEN_GATEWAY_SHUTDOWN_GRACE_SECONDS", 0...600) {
-            configuration.shutdownGraceSeconds = seconds
-        }
-        if let limit = try integer("TOKEN_GATEWAY_KEY_UPSTREAM_LIMIT_PER_MINUTE", 1...1_000_000) {
-            configuration.keyUpstreamLimitPerMinute = limit
-        }
-        if let limit = try integer("TOKEN_GATEWAY_UPSTREAM_CONCURRENCY_PER_CLIENT", 1...1000) {
-            configuration.upstreamConcurrencyPerClient = limit
-        }
-        if let seconds = try number("TOKEN_GATEWAY_DB_ACQUIRE_TIMEOUT_SECONDS", 0.05...60) {
-            configuration.databaseAcquireTimeoutSeconds = seconds
-        }
-        if let seconds = try number("TOKEN_GATEWAY_REFRESH_AHEAD_SECONDS", 0...86400) {
-            configuration.refreshAheadSeconds = seconds
-        }
-        if let seconds = try number("TOKEN_GATEWAY_KEEPALIVE_SECONDS", 10...31_536_000) {
-            configuration.keepaliveSeconds = seconds
-        }
-        if let count = try integer("TOKEN_GATEWAY_BACKGROUND_CONCURRENCY", 1...256) {
-            configuration.backgroundConcurrency = count
+        for (name, range, field) in integerSettings {
+            if let count = try integer(name, range) { configuration[keyPath: field] = count }
         }
         return configuration
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Codecs
 import Foundation
 import Logging
+import Signals
 import TokenGatewayAPI
 import TokenGatewayDomain
 import TokenGatewayService
@@ -122,6 +123,12 @@ struct Settings: ParsableArguments {
     func load() throws -> GatewayConfiguration {
         try validated { () throws(ConfigurationError) in try GatewayConfiguration.make(values()) }
     }
+
+    /// `load()`, then the process's logging set up as the settings say.
+    func loadAndLog() throws -> (GatewayConfiguration, Logger) {
+        let configuration = try load()
+        return (configuration, bootstrapLogging(configuration.log))
+    }
 }
 
 /// The log settings, shared by every command that logs.
@@ -171,8 +178,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var settings: Settings
 
     func run() async throws {
-        let configuration = try settings.load()
-        let logger = bootstrapLogging(configuration.log)
+        let (configuration, logger) = try settings.loadAndLog()
         let gateway: Gateway
         do {
             gateway = try await Gateway.start(configuration: configuration, logger: logger)
@@ -180,7 +186,7 @@ struct Serve: AsyncParsableCommand {
             logger.critical("could not start", metadata: ["error": "\(error)"])
             throw ExitCode(1)
         }
-        let signal = await ShutdownSignal.wait()
+        let signal = await TerminationSignal.wait()
         logger.info("signal received", metadata: ["signal": "\(signal)"])
         await gateway.shutdown()
     }
@@ -233,8 +239,7 @@ struct Rekey: AsyncParsableCommand {
     @OptionGroup var settings: Settings
 
     func run() async throws {
-        let configuration = try settings.load()
-        let logger = bootstrapLogging(configuration.log)
+        let (configuration, logger) = try settings.loadAndLog()
         let count: Int
         do {
             let (database, _) = try await GatewayDatabase.open(

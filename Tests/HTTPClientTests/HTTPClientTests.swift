@@ -31,11 +31,6 @@ private func failure(_ operation: () async throws -> HTTPClientResponse) async -
     return (caught, seconds(since: start))
 }
 
-private func seconds(since start: ContinuousClock.Instant) -> Double {
-    let elapsed = ContinuousClock.now - start
-    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-}
-
 private func timing(_ label: String, _ value: Double) {
     print("[timing] \(label): \(String(format: "%.1f", value * 1000)) ms")
 }

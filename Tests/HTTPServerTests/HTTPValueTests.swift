@@ -36,12 +36,6 @@ struct HTTPValueTests {
         #expect(object == ["error": "invalid_request", "message": message])
     }
 
-    @Test func jsonEscapeLeavesPlainTextAlone() {
-        #expect(JSONBody.escape("plain text é") == "plain text é")
-        #expect(JSONBody.escape("a\"b\\c\u{1}") == "a\\\"b\\\\c\\u0001")
-        #expect(JSONBody.string("x") == "\"x\"")
-    }
-
     @Test func jsonResponseReplacesContentType() {
         let response = HTTPResponse.json(status: 201, Array("{}".utf8), headers: ["content-type": "text/plain"])
         #expect(response.headers.values(for: "Content-Type") == ["application/json"])

@@ -187,30 +187,3 @@ func connectLoopback(port: Int, configure: (Int32) -> Void = { _ in }) throws ->
     }
     return fd
 }
-
-/// Runs blocking work on a thread of its own (never on Swift's cooperative pool, which the server's deferred
-/// Tasks need), and returns its result.
-func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread {
-            do {
-                continuation.resume(returning: try work())
-            } catch {
-                continuation.resume(throwing: error)
-            }
-        }
-        thread.start()
-    }
-}
-
-/// Runs `count` blocking workers in parallel, each on its own thread, and returns their results in order.
-func onThreads<T: Sendable>(_ count: Int, _ work: @escaping @Sendable (Int) throws -> T) async throws -> [T] {
-    try await withThrowingTaskGroup(of: (Int, T).self) { group in
-        for index in 0..<count {
-            group.addTask { (index, try await onThread { try work(index) }) }
-        }
-        var results = [T?](repeating: nil, count: count)
-        for try await (index, value) in group { results[index] = value }
-        return results.compactMap { $0 }
-    }
-}

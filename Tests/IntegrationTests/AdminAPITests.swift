@@ -200,7 +200,7 @@ struct AdminAPITests {
                 everything += try await h.call("GET", path).text
             }
             let databaseURL = h.databaseURL
-            let dump = try await offPool {
+            let dump = try await onThread {
                 try TemporaryPostgres.psql(
                     url: databaseURL,
                     """
@@ -256,7 +256,7 @@ struct AdminAPITests {
         #expect(count == 3)  // client secret, refresh token, access token
         #expect(try await Rekey.run(pool: pool, keyring: both) == 0)
         await pool.close()
-        let sealed = try await offPool {
+        let sealed = try await onThread {
             try TemporaryPostgres.psql(
                 url: url,
                 "SELECT concat_ws(',', client_secret) FROM clients UNION ALL SELECT concat_ws(',', refresh_token, access_token) FROM connections"
@@ -279,7 +279,7 @@ struct AdminAPITests {
             #expect(try await h.exchange(key: key, client: "one", clientID: "3MVG9-one").status == 200)
             #expect(try await h.exchange(key: key, client: "two", clientID: "3MVG9-two").status == 200)
             let databaseURL = h.databaseURL
-            _ = try await offPool {
+            _ = try await onThread {
                 try TemporaryPostgres.psql(
                     url: databaseURL,
                     """

@@ -69,7 +69,7 @@ struct CommandTests {
         ]
         for (values, setting) in cases {
             let binary = Self.binary
-            let result = try await offPool {
+            let result = try await onThread {
                 try runProgram(binary, ["serve"], timeoutSeconds: 30, environment: Self.environment(values))
             }
             #expect(result.status == 2)
@@ -84,7 +84,7 @@ struct CommandTests {
         status: Int32, output: String
     ) {
         let binary = Self.binary
-        return try await offPool {
+        return try await onThread {
             try runProgram(binary, arguments, timeoutSeconds: 60, environment: Self.environment(values))
         }
     }
@@ -127,7 +127,7 @@ struct CommandTests {
         #expect(second.status == 0, "\(second.output)")
         #expect(second.output.contains(" INFO migrations done applied=[] version=\(GatewaySchema.latestVersion)"))
         #expect(!second.output.contains("{"))
-        let version = try await offPool {
+        let version = try await onThread {
             try TemporaryPostgres.psql(url: url, "SELECT max(version) FROM schema_migrations")
         }
         #expect(version == "\(GatewaySchema.latestVersion)")
@@ -158,7 +158,7 @@ struct CommandTests {
         let first = try await Self.run(["rekey"], values)
         #expect(first.status == 0, "\(first.output)")
         #expect(first.output.contains(#""msg":"rekey done""#) && first.output.contains(#""resealed":"1""#))
-        let sealed = try await offPool { try TemporaryPostgres.psql(url: url, "SELECT client_secret FROM clients") }
+        let sealed = try await onThread { try TemporaryPostgres.psql(url: url, "SELECT client_secret FROM clients") }
         #expect(sealed.hasPrefix("new:"))
         let second = try await Self.run(["rekey", "--log-format", "text"], values)
         #expect(second.status == 0 && second.output.contains("INFO rekey done key=new resealed=0"), "\(second.output)")

@@ -96,7 +96,7 @@ struct HardeningTests {
                 for address in 2...31 {
                     for _ in 0..<10 {
                         let guess = KeyRegistry.generate().key
-                        let status = try await offPool {
+                        let status = try await onThread {
                             try SourceBoundHTTP.status(
                                 from: "127.0.0.\(address)", port: port, method: "POST", path: "/token",
                                 headers: [("Authorization", "Bearer \(guess)"), ("Content-Type", "application/json")],
@@ -232,7 +232,7 @@ struct HardeningTests {
 }
 
 /// One HTTP/1.1 request over a socket bound to a chosen loopback source address (Linux routes all of 127.0.0.0/8
-/// to `lo`), so a test can play many clients. Blocking: call it through `offPool`.
+/// to `lo`), so a test can play many clients. Blocking: call it through `onThread`.
 enum SourceBoundHTTP {
     struct Failure: Error, CustomStringConvertible { var description: String }
 

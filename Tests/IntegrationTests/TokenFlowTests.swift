@@ -315,14 +315,14 @@ struct TokenFlowTests {
     }
 
     @Test func databaseOutageServesCachedTokensAndOtherwiseAnswers503() async throws {
-        let cluster = try await offPool { try TemporaryPostgres.start() }
+        let cluster = try await onThread { try TemporaryPostgres.start() }
         defer { cluster.destroy() }
         let h = try await GatewayHarness.start(databaseURL: cluster.url)
         do {
             let key = try await h.tenantWithKey()
             try await h.authorizationCodeClient()
             #expect(try await h.exchange(key: key).status == 200)
-            try await offPool { try cluster.stopServer() }
+            try await onThread { try cluster.stopServer() }
             let cached = try await h.token(key: key)
             #expect(cached.status == 200 && cached["source"] == "cache")
             let forced = try await h.token(key: key, extra: #","min_ttl_seconds":86400"#)
@@ -330,7 +330,7 @@ struct TokenFlowTests {
             let missing = try await h.token(key: key, connection: "other")
             #expect(missing.status == 503 && missing["error"] == "unavailable", "\(missing.text)")
             #expect(try await h.call("GET", "/readyz").status == 503)
-            try await offPool { try cluster.startServer() }
+            try await onThread { try cluster.startServer() }
             let recovered = try await eventually(within: 10) { try await h.call("GET", "/readyz").status == 200 }
             #expect(recovered)
             #expect(try await h.token(key: key, extra: #","min_ttl_seconds":86400"#)["source"] == "upstream")

@@ -79,7 +79,7 @@ import Testing
             for path in ["/tenants/acme/webhooks", "/tenants/acme/audit", "/metrics"] {
                 everything += try await h.call("GET", path).text
             }
-            let dump = try await offPool {
+            let dump = try await onThread {
                 try TemporaryPostgres.psql(
                     url: h.databaseURL,
                     """
@@ -114,7 +114,7 @@ import Testing
             let pool = PostgresPoolFactory.make(url)
             #expect(try await Rekey.run(pool: pool, keyring: try Keyring(parsing: new + "," + old)) == 4)
             await pool.close()
-            let sealed = try await offPool { try TemporaryPostgres.psql(url: url, "SELECT secret FROM webhooks") }
+            let sealed = try await onThread { try TemporaryPostgres.psql(url: url, "SELECT secret FROM webhooks") }
             #expect(sealed.hasPrefix("new:"), "\(sealed)")
 
             // Only the new key: the secret still opens and signs.

@@ -199,7 +199,7 @@ import Testing
             #expect(receiver.received.count == 1)
 
             // An hour later, a refusal on /exchange (no refresh transaction) raises it again.
-            _ = try await offPool {
+            _ = try await onThread {
                 try TemporaryPostgres.psql(
                     url: h.databaseURL, "UPDATE client_rejections SET raised_at = now() - interval '61 minutes'")
             }

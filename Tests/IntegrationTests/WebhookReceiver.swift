@@ -140,7 +140,7 @@ extension GatewayHarness {
     /// Rows of `table` in this harness's database.
     func rows(_ table: String) async throws -> Int {
         let url = databaseURL
-        let text = try await offPool { try TemporaryPostgres.psql(url: url, "SELECT count(*) FROM \(table)") }
+        let text = try await onThread { try TemporaryPostgres.psql(url: url, "SELECT count(*) FROM \(table)") }
         return Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
     }
 

@@ -57,9 +57,9 @@ struct PostgresListenerTests {
         defer { listener.stop() }
         #expect(await eventually(within: 5) { listener.isConnected })
 
-        try await offPool { try cluster.stopServer() }
+        try await onThread { try cluster.stopServer() }
         #expect(await eventually(within: 2) { !listener.isConnected })
-        try await offPool { try cluster.startServer() }
+        try await onThread { try cluster.startServer() }
         let start = ContinuousClock.now
         #expect(await eventually(within: 10) { listener.isConnected })
         print("listener reconnected \(String(format: "%.3f", seconds(since: start))) s after the server was up")
@@ -95,13 +95,13 @@ struct PostgresListenerTests {
         #expect(!PostgresListener.isValidChannelName("é"))
         #expect(!PostgresListener.isValidChannelName(String(repeating: "a", count: 64)))
         #expect(PostgresListener.isValidChannelName(String(repeating: "a", count: 63)))
-        let records = Recorder<(Logger.Level, String, Logger.Metadata)>()
-        let logger = Logger(label: "listener") { _ in RecordingLogHandler(records: records) }
+        let capture = LogCapture()
+        let logger = capture.logger(label: "listener")
         let listener = PostgresListener(
             url: "postgresql://127.0.0.1:1/x", channels: ["ok", "Not OK", "x\"y"], logger: logger,
             onNotification: { _, _ in }, onReconnect: {})
         #expect(listener.channels == ["ok"])
-        let rejected = records.all.filter { $0.0 == .error }.compactMap { $0.2["channel"]?.description }
+        let rejected = capture.records.filter { $0.level == .error }.compactMap { $0.metadata["channel"]?.description }
         #expect(rejected == ["Not OK", "x\"y"])
     }
 }

@@ -264,15 +264,15 @@ struct PostgresPoolTests {
 }
 
 @Test func serverNoticesGoToTheLoggerNotToStderr() async throws {
-    let records = Recorder<(Logger.Level, String, Logger.Metadata)>()
-    let logger = Logger(label: "notices") { _ in RecordingLogHandler(records: records) }
+    let capture = LogCapture()
+    let logger = capture.logger(label: "notices")
     let pool = PostgresPool(configuration: .init(url: try await SharedPostgres.freshDatabase()), logger: logger)
     defer { Task { await pool.close() } }
     _ = try await pool.query("CREATE TABLE IF NOT EXISTS t (id int)")
     _ = try await pool.query("CREATE TABLE IF NOT EXISTS t (id int)")  // NOTICE: relation "t" already exists
-    let notices = records.all.filter { $0.1 == "postgres notice" }
+    let notices = capture.records.filter { $0.message == "postgres notice" }
     #expect(notices.count == 1)
-    #expect(notices.first?.0 == .debug)
-    #expect(notices.first?.2["sqlstate"] == "42P07")
-    #expect(notices.first?.2["severity"] == "NOTICE")
+    #expect(notices.first?.level == .debug)
+    #expect(notices.first?.metadata["sqlstate"] == "42P07")
+    #expect(notices.first?.metadata["severity"] == "NOTICE")
 }

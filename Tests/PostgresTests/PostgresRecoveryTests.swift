@@ -14,7 +14,7 @@ struct PostgresRecoveryTests {
         _ = try await pool.query("CREATE TABLE t (id int)")
 
         // Restart while the connection is idle: the next statement notices and reconnects before sending.
-        try await offPool {
+        try await onThread {
             try cluster.stopServer()
             try cluster.startServer()
         }
@@ -24,7 +24,7 @@ struct PostgresRecoveryTests {
         #expect(afterRestart.affectedRows == 1)
 
         // Outage: fail fast with .unavailable.
-        try await offPool { try cluster.stopServer() }
+        try await onThread { try cluster.stopServer() }
         for attempt in 1...2 {
             let start = ContinuousClock.now
             let outcome = try await within(5, "query during the outage") {
@@ -39,7 +39,7 @@ struct PostgresRecoveryTests {
         #expect(pool.inUse == 0)
 
         // Recovery: the next request succeeds.
-        try await offPool { try cluster.startServer() }
+        try await onThread { try cluster.startServer() }
         let start = ContinuousClock.now
         let recovered = try await within(5, "query after recovery") {
             try await pool.query("SELECT count(*) AS n FROM t")
@@ -59,7 +59,7 @@ struct PostgresRecoveryTests {
             try await pool.transaction { connection in
                 _ = try await connection.query("INSERT INTO t VALUES (1)")
                 // The server restarts mid-transaction: it is up again, so a silent retry would "work".
-                try await offPool {
+                try await onThread {
                     try cluster.stopServer()
                     try cluster.startServer()
                 }

@@ -43,16 +43,6 @@ extension Result where Failure == any Error {
     }
 }
 
-/// Seconds elapsed since `start`.
-func seconds(since start: ContinuousClock.Instant) -> Double {
-    toSeconds(ContinuousClock.now - start)
-}
-
-/// A duration in seconds.
-func toSeconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-}
-
 /// The tests that do not restart the server share TestSupport's cluster, each in a database of its own.
 enum SharedPostgres {
     /// A URL of a new, empty database.
@@ -65,13 +55,13 @@ enum SharedPostgres {
     /// Runs SQL through psql against `url` (off the cooperative pool).
     @discardableResult
     static func psql(url: String, _ sql: String) async throws -> String {
-        try await offPool { try TemporaryPostgres.psql(url: url, sql) }
+        try await onThread { try TemporaryPostgres.psql(url: url, sql) }
     }
 }
 
 /// A private cluster for a test that stops and starts the server; destroy it in a `defer`.
 func startPrivateCluster() async throws -> TemporaryPostgres {
-    try await offPool { try TemporaryPostgres.start() }
+    try await onThread { try TemporaryPostgres.start() }
 }
 
 /// Thread-safe collection for values recorded by callbacks.
@@ -109,20 +99,4 @@ final class Flag: Sendable {
     init(_ value: Bool) { atomic = Atomic(value) }
     var value: Bool { atomic.load(ordering: .relaxed) }
     func set(_ value: Bool) { atomic.store(value, ordering: .relaxed) }
-}
-
-/// A log handler that keeps messages and metadata, to check what the layer logs.
-struct RecordingLogHandler: LogHandler {
-    let records: Recorder<(Logger.Level, String, Logger.Metadata)>
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        records.append((event.level, event.message.description, metadata.merging(event.metadata ?? [:]) { $1 }))
-    }
 }

@@ -268,11 +268,3 @@ public func eventually(within seconds: Double, _ condition: () async throws -> B
     } while Date() < deadline
     return try await condition()
 }
-
-/// Runs blocking test plumbing (initdb, pg_ctl, psql) on a thread of its own, so it never stalls Swift's cooperative
-/// pool while other tests measure that pool's responsiveness.
-public func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result(catching: body)) }.start()
-    }
-}

@@ -48,6 +48,6 @@ public enum TestDatabase {
 
     /// `create(prefix:)` off the cooperative pool.
     public static func make(prefix: String = "t") async throws -> String {
-        try await offPool { try create(prefix: prefix) }
+        try await onThread { try create(prefix: prefix) }
     }
 }

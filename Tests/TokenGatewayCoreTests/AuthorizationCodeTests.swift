@@ -35,7 +35,7 @@ import Testing
     }
 
     @Test func malformedPercentSequencesAreKept() {
-        #expect(AuthorizationCode.percentDecode("a%ZZb%4") == "a%ZZb%4")
-        #expect(AuthorizationCode.percentDecode("%41%42") == "AB")
+        #expect(AuthorizationCode.extract("a%ZZb%4") == .code("a%ZZb%4"))
+        #expect(AuthorizationCode.extract("%41%42") == .code("AB"))
     }
 }

@@ -7,31 +7,6 @@ import Testing
 @testable import TokenGatewayStore
 @testable import token_gateway
 
-@Suite struct TokenBucketTests {
-    @Test func aFullBucketAdmitsItsBurstThenRefillsAtItsRate() {
-        var bucket = TokenBucket(capacity: 3, ratePerSecond: 2, now: 100)
-        func take(_ now: Double) -> Bool { bucket.take(now: now) }
-        for _ in 0..<3 { #expect(take(100)) }
-        #expect(!take(100))
-        #expect(bucket.secondsUntilAvailable(now: 100) == 0.5)
-        #expect(!take(100.25))
-        #expect(take(100.5))
-        #expect(!take(100.5))
-        #expect(!bucket.isFull(now: 101.9))
-        #expect(bucket.isFull(now: 102))
-        #expect(bucket.available(now: 1000) == 3)  // never above capacity
-    }
-
-    @Test func aClockThatGoesBackwardsRefillsNothing() {
-        var bucket = TokenBucket(capacity: 1, ratePerSecond: 1, now: 50)
-        func take(_ now: Double) -> Bool { bucket.take(now: now) }
-        #expect(take(50))
-        #expect(!take(10))
-        #expect(bucket.secondsUntilAvailable(now: 10) == 1)
-        #expect(take(51))
-    }
-}
-
 @Suite struct FailedAuthenticationLimiterTests {
     @Test func tenFailuresPassThenOneASecondAndTheWaitIsRoundedUp() {
         var limiter = FailedAuthenticationLimiter()
@@ -60,18 +35,5 @@ import Testing
         limiter.recordFailure(address: "f", now: 2)
         #expect(limiter.count == 2)
         #expect(limiter.retryAfter(address: "f", now: 2) == nil)
-    }
-}
-
-@Suite struct LogSamplerTests {
-    @Test func oneLineASecondPerReasonAndTheNextCountsTheLeftOut() {
-        var sampler = LogSampler()
-        func admit(_ reason: String, _ now: Double) -> Int? { sampler.admit(reason, now: now) }
-        #expect(admit("unauthorized", 0) == 0)
-        #expect(admit("unauthorized", 0.1) == nil)
-        #expect(admit("unauthorized", 0.9) == nil)
-        #expect(admit("rate_limited", 0.9) == 0)  // another reason has its own second
-        #expect(admit("unauthorized", 1.0) == 2)
-        #expect(admit("unauthorized", 2.5) == 0)
     }
 }

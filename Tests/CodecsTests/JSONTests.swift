@@ -1,11 +1,5 @@
+import Codecs
 import Testing
-
-@testable import Codecs
-@testable import TokenGatewayAPI
-@testable import TokenGatewayDomain
-@testable import TokenGatewayService
-@testable import TokenGatewayStore
-@testable import token_gateway
 
 @Suite struct JSONTests {
     @Test func parsesNestedValuesWithEscapesAndUnicode() throws {

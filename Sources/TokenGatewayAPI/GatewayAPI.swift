@@ -18,7 +18,7 @@ public struct RequestContext: Sendable {
     public var request: HTTPRequest
     /// The values of the route's `{parameters}`, by name.
     public var parameters: PathParameters
-    /// Who sent the request: the admin or a tenant's API key.
+    /// Who sent the request: the admin or a tenant's API key; `.admin` on routes open to anyone (`Access.anyone`).
     public var caller: Caller
     /// The logger for this request, with its request id in the metadata.
     public var logger: Logger

@@ -148,7 +148,7 @@ public final class KeyRegistry: Sendable {
         }
     }
 
-    /// Forgets key `id`; its requests fail from now on.
+    /// Forgets key `id`, once it is deleted from the database (here or on another replica).
     public func remove(id: String) { _ = entries.withLock { $0.removeValue(forKey: id) } }
 
     /// Forgets every key of `tenant`.

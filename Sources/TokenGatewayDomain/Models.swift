@@ -10,7 +10,7 @@ public enum GrantType: String, Sendable, CaseIterable {
 
 /// Ids of tenants, clients and connections: `^[a-z0-9][a-z0-9_-]{0,62}$`.
 public enum ResourceID {
-    /// True when `id` matches the id rule above.
+    /// True when `id` is a valid tenant, client or connection id.
     public static func isValid(_ id: String) -> Bool {
         let bytes = Array(id.utf8)
         guard (1...63).contains(bytes.count) else { return false }
@@ -75,15 +75,15 @@ public struct Client: Sendable, Equatable {
     public var loginURL: String
     /// The connected app's consumer key.
     public var clientID: String
-    /// The connected app's consumer secret, in clear; nil when the grant needs none.
+    /// The connected app's consumer secret, in clear; nil when none was given.
     public var clientSecret: String?
-    /// The PEM private key that signs JWT assertions, in clear; nil unless the grant is `jwtBearer`.
+    /// The PEM private key that signs the `jwtBearer` grant's JWT assertions, in clear.
     public var privateKey: String?
-    /// Where Salesforce sends the authorization code; nil unless the grant is `authorizationCode`.
+    /// Where Salesforce sends the `authorizationCode` grant's code.
     public var redirectURI: String?
-    /// The OAuth scopes to ask for; nil means the connected app's defaults.
+    /// The OAuth scopes the authorize URL asks for; nil sends no `scope` (the connected app's defaults).
     public var scopes: [String]?
-    /// The Salesforce user a JWT assertion names (`sub`); nil unless the grant is `jwtBearer`.
+    /// The Salesforce user the `jwtBearer` grant's assertion names (`sub`).
     public var username: String?
     /// The configured JWT `aud`; nil means `effectiveAudience` picks one.
     public var audience: String?

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what is missing, starts a throwaway PostgreSQL on a free
-# loopback port (removed on exit), builds, runs every Swift test, then the openapi.yaml, Docker and alert-rule
-# checks.
+# loopback port (removed on exit), builds, runs every Swift test, then the doc-comment, openapi.yaml, Docker and
+# alert-rule checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -27,6 +27,8 @@ status=${PIPESTATUS[0]}
 set -e
 [ "$status" -eq 0 ] || { say "swift test failed ($status)"; exit "$status"; }
 
+say "checking the /// comments of public declarations"
+bash scripts/check-docs.sh
 say "checking openapi.yaml"
 bash scripts/check-openapi.sh
 say "fuzzing the gateway against openapi.yaml"

@@ -8,14 +8,18 @@ import TokenGatewayStore
 /// left it must wait, whatever it presents. Addresses whose buckets have refilled are forgotten; past
 /// `maxAddresses` new addresses share one bucket, so memory stays bounded and a flood of addresses gains nothing.
 public struct FailedAuthenticationLimiter: Sendable {
+    /// Failures an address may make before it must wait.
     public static let burst = 10.0
+    /// Failures per second an address earns back after its burst.
     public static let perSecond = 1.0
     static let overflow = "*"
 
+    /// Addresses tracked one by one; past this, new addresses share one bucket.
     public let maxAddresses: Int
     private(set) var buckets: [String: TokenBucket] = [:]
     private var lastPrune = -Double.infinity
 
+    /// An empty limiter tracking at most `maxAddresses` addresses.
     public init(maxAddresses: Int = 10_000) { self.maxAddresses = maxAddresses }
 
     /// Whole seconds `address` must wait before presenting a credential again; nil when it may now.
@@ -47,9 +51,11 @@ public struct FailedAuthenticationLimiter: Sendable {
 
 /// At most one log line per `intervalSeconds` for each reason; the next line written counts the ones left out.
 public struct LogSampler: Sendable {
+    /// Seconds between two lines of the same reason.
     public let intervalSeconds: Double
     private var last: [String: (at: Double, suppressed: Int)] = [:]
 
+    /// A sampler admitting one line per reason every `intervalSeconds`.
     public init(intervalSeconds: Double = 1) { self.intervalSeconds = intervalSeconds }
 
     /// nil: leave this line out; else write it, with the number of lines of this reason left out since the last.
@@ -69,6 +75,7 @@ public struct LogSampler: Sendable {
 public final class AuthenticationGuard: Sendable {
     /// Unknown key ids that may be looked up in the database: a burst, then a steady rate per second.
     public static let lookupBurst = 10.0
+    /// The steady rate of unknown-key lookups once the burst is spent.
     public static let lookupsPerSecond = 5.0
 
     private let origin = ContinuousClock.now
@@ -76,6 +83,7 @@ public final class AuthenticationGuard: Sendable {
     private let lookups: Mutex<TokenBucket>
     private let logs = Mutex(LogSampler())
 
+    /// A guard with nothing recorded and a full lookup bucket.
     public init() {
         lookups = Mutex(TokenBucket(capacity: Self.lookupBurst, ratePerSecond: Self.lookupsPerSecond, now: 0))
     }
@@ -89,6 +97,7 @@ public final class AuthenticationGuard: Sendable {
         return failures.withLock { $0.retryAfter(address: address, now: now) }
     }
 
+    /// Counts a refused credential from `address` against its failure budget.
     public func recordFailure(address: String) {
         let now = self.now
         failures.withLock { $0.recordFailure(address: address, now: now) }

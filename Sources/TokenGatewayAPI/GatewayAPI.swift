@@ -14,11 +14,16 @@ public enum Reply: Sendable {
 
 /// A matched request with its checked caller.
 public struct RequestContext: Sendable {
+    /// The request as the server parsed it.
     public var request: HTTPRequest
+    /// The values of the route's `{parameters}`, by name.
     public var parameters: PathParameters
+    /// Who sent the request: the admin or a tenant's API key; `.admin` on routes open to anyone (`Access.anyone`).
     public var caller: Caller
+    /// The logger for this request, with its request id in the metadata.
     public var logger: Logger
 
+    /// The path parameter `name`; empty when the route has none of that name.
     public func parameter(_ name: String) -> String { parameters[name] ?? "" }
 }
 
@@ -30,17 +35,25 @@ public enum Access: Sendable { case anyone, admin, tenantKey }
 public final class GatewayAPI: Sendable {
     /// What the routes need of the gateway's settings.
     public let configuration: Settings
+    /// Tenants, keys, clients, connections and audit events in PostgreSQL.
     public let store: GatewayStore
+    /// The API keys held in memory, checked on every request.
     public let keys: KeyRegistry
+    /// The in-memory token cache.
     public let cache: TokenCache
+    /// Hands out tokens: cache, database, then Salesforce.
     public let tokens: TokenService
+    /// Calls Salesforce's token, introspection and revocation endpoints.
     public let salesforce: SalesforceTokenEndpoint
+    /// The counters served at `GET /metrics`.
     public let metrics: Metrics
+    /// The logger the API derives each request's logger from.
     public let logger: Logger
     let readiness: @Sendable () async -> (ready: Bool, reason: String?)
     /// Failed credentials per address, unknown-key lookups and refusal log lines, each bounded.
     let authentication = AuthenticationGuard()
 
+    /// Wires the API to the gateway's parts; `readiness` answers `GET /readyz`.
     public init(
         configuration: Settings, store: GatewayStore, keys: KeyRegistry, cache: TokenCache,
         tokens: TokenService,

@@ -9,8 +9,11 @@ import TokenGatewayStore
 public enum GatewayRoutes {
     /// A served route: HTTP method, path pattern with `{parameters}`, the credential it takes, and its handler.
     public struct Route: Sendable {
+        /// The HTTP method, uppercase.
         public let method: String
+        /// The path pattern, with `{name}` for each parameter.
         public let pattern: String
+        /// The credential the route takes.
         public let access: Access
         let handler: @Sendable (GatewayAPI, RequestContext) throws -> Reply
 

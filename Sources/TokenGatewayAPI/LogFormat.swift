@@ -8,12 +8,15 @@ import TokenGatewayStore
 
 /// The request being served by the current task, so every log line written on its behalf carries its id.
 public enum RequestScope {
+    /// The id of the request this task serves; nil outside a request.
     @TaskLocal public static var requestID: String?
 }
 
 /// swift-log handler writing one JSON object per line (`ts`, `level`, `msg`, `label`, then metadata) to stderr.
 public struct JSONLogHandler: LogHandler {
+    /// Metadata added to every line of this handler's logger.
     public var metadata: Logger.Metadata = [:]
+    /// Lines below this level are not written.
     public var logLevel: Logger.Level = .info
     let label: String
     let json: Bool
@@ -28,11 +31,13 @@ public struct JSONLogHandler: LogHandler {
         self.sink = sink
     }
 
+    /// One metadata value of this handler.
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
+    /// Writes one line for `event`, adding the current task's request id when the metadata has none.
     public func log(event: LogEvent) {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { $1 } }

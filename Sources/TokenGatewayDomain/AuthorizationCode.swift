@@ -5,6 +5,7 @@ import Foundation
 /// the browser's address bar, or the whole redirect URL. The code is percent-decoded exactly once; a `+` stays a
 /// `+` (Salesforce codes are base64-like, and `+` in them was never a space).
 public enum AuthorizationCode {
+    /// What `extract(_:)` found.
     public enum Extracted: Equatable, Sendable {
         case code(String)
         /// The redirect URL carries Salesforce's `error` instead of a code.
@@ -12,6 +13,7 @@ public enum AuthorizationCode {
         case missing
     }
 
+    /// The code, Salesforce's error, or `.missing`, from what a person pasted.
     public static func extract(_ input: String) -> Extracted {
         let text = input.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty else { return .missing }
@@ -44,6 +46,7 @@ public enum AuthorizationCode {
 
 /// RFC 3339 UTC timestamps (`2026-11-29T07:00:00Z`) without a formatter object on the hot path.
 public enum Timestamp {
+    /// `epochSeconds` as `YYYY-MM-DDTHH:MM:SSZ`, fractions of a second dropped.
     public static func rfc3339(_ epochSeconds: Double) -> String {
         var seconds = time_t(epochSeconds.rounded(.down))
         var parts = tm()

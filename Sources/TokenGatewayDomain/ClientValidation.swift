@@ -11,6 +11,7 @@ public enum ClientValidation {
         "audience", "token_ttl_seconds", "introspect",
     ]
 
+    /// True when `scope` is 1 to 64 ASCII letters, digits or underscores.
     public static func validScope(_ scope: String) -> Bool {
         (1...64).contains(scope.utf8.count)
             && scope.utf8.allSatisfy { c in

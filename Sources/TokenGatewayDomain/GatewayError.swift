@@ -2,8 +2,11 @@ import Codecs
 
 /// What Salesforce said when it refused a call, passed on to the caller as `upstream` in the error body.
 public struct UpstreamDetails: Sendable, Equatable {
+    /// Salesforce's HTTP status.
     public var status: Int
+    /// Salesforce's `error` code, when it sent one.
     public var error: String?
+    /// Salesforce's `error_description`, when it sent one.
     public var errorDescription: String?
 
     /// Creates the value from each of its stored properties.
@@ -75,23 +78,31 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
         self.retryAfterSeconds = retryAfterSeconds
     }
 
+    /// `code: message`, for logs.
     public var description: String { "\(code.rawValue): \(message)" }
 
+    /// An `invalid_request` error with `message`.
     public static func invalidRequest(_ message: String) -> GatewayError {
         GatewayError(.invalidRequest, message: message)
     }
+    /// A `not_found` error with `message`.
     public static func notFound(_ message: String) -> GatewayError {
         GatewayError(.notFound, message: message)
     }
+    /// A `conflict` error with `message`.
     public static func conflict(_ message: String) -> GatewayError {
         GatewayError(.conflict, message: message)
     }
+    /// No valid credential in the `Authorization` header.
     public static let unauthorized = GatewayError(
         .unauthorized, message: "Send a valid credential as 'Authorization: Bearer <token>'.")
+    /// A tenant API key called an admin route.
     public static let adminOnly = GatewayError(
         .forbidden, message: "This route needs the admin token; a tenant API key cannot call it.")
+    /// The admin token called a route that needs a tenant API key.
     public static let tenantKeyOnly = GatewayError(
         .forbidden, message: "This route needs a tenant API key; the admin token cannot call it.")
+    /// The database is unreachable and no cached token can answer.
     public static let unavailable = GatewayError(
         .unavailable,
         message: "The database is unreachable and no cached token can serve this request; retry shortly.")
@@ -99,9 +110,11 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
     public static let busy = GatewayError(
         .unavailable,
         message: "The gateway's database connections are all busy; retry in a second.", retryAfterSeconds: 1)
+    /// The body is over `limit` bytes.
     public static func payloadTooLarge(limit: Int) -> GatewayError {
         GatewayError(.payloadTooLarge, message: "The request body is larger than \(limit) bytes.")
     }
+    /// The body was not sent as `application/json`.
     public static let unsupportedMediaType = GatewayError(
         .unsupportedMediaType, message: "Send the body as 'Content-Type: application/json'.")
 }

@@ -40,6 +40,7 @@ public final class KeyRegistry: Sendable {
     static let unknownMemorySeconds = 60.0
     private let adminHash: [UInt8]
 
+    /// An empty registry that accepts `adminToken` as the admin credential.
     public init(adminToken: String) {
         adminHash = Array(SHA256.hash(data: Array(adminToken.utf8)))
     }
@@ -56,6 +57,7 @@ public final class KeyRegistry: Sendable {
         return (id, key, hexHash(key))
     }
 
+    /// The lowercase hex SHA-256 of `text`: how an API key is stored.
     public static func hexHash(_ text: String) -> String {
         Hex.encode(SHA256.hash(data: Array(text.utf8)))
     }
@@ -149,6 +151,7 @@ public final class KeyRegistry: Sendable {
         entries.withLock { $0 = fresh }
     }
 
+    /// Adds or replaces key `id` of `tenant`; a `hexHash` that is not hex is ignored.
     public func insert(id: String, tenant: String, hexHash: String) {
         guard let bytes = Hex.decode(hexHash) else { return }
         entries.withLock { $0[id] = Entry(tenant: tenant, hash: bytes) }
@@ -162,8 +165,10 @@ public final class KeyRegistry: Sendable {
         }
     }
 
+    /// Forgets key `id`, once it is deleted from the database (here or on another replica).
     public func remove(id: String) { _ = entries.withLock { $0.removeValue(forKey: id) } }
 
+    /// Forgets every key of `tenant`.
     public func removeTenant(_ tenant: String) {
         entries.withLock { entries in entries = entries.filter { $0.value.tenant != tenant } }
     }

@@ -6,12 +6,16 @@ import Foundation
 /// Each secret is sealed with AES-256-GCM and bound to its row and field through the associated data,
 /// so a ciphertext copied to another row, or to another field of the same row, does not open.
 public struct Keyring: Sendable {
+    /// One encryption key and the id stored with each value it sealed.
     public struct Key: Sendable {
+        /// The key's id, written in front of every ciphertext it sealed.
         public let id: String
         let key: SymmetricKey
     }
 
+    /// The keys in configured order; never empty.
     public let keys: [Key]
+    /// The key that seals new values: the first one.
     public var primary: Key { keys[0] }
 
     /// Parses `keyid:base64,keyid:base64,...`; each key must decode to exactly 32 bytes and ids must be unique.
@@ -47,6 +51,7 @@ public struct Keyring: Sendable {
     /// Where a sealed value belongs; it is authenticated with the ciphertext and never stored.
     public struct Binding: Sendable {
         let text: String
+        /// The binding of `field` of the row `tenant`/`client`/`connection`.
         public init(field: String, tenant: String, client: String, connection: String = "") {
             text = "token-gateway/v1|\(field)|\(tenant)|\(client)|\(connection)"
         }
@@ -89,6 +94,7 @@ public enum SealError: Error, Sendable, CustomStringConvertible {
     case sealFailed, malformed
     case unknownKey(String)
     case authenticationFailed
+    /// What went wrong, without the secret or its ciphertext.
     public var description: String {
         switch self {
         case .sealFailed: "sealing failed"

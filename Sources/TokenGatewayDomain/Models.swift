@@ -10,6 +10,7 @@ public enum GrantType: String, Sendable, CaseIterable {
 
 /// Ids of tenants, clients and connections: `^[a-z0-9][a-z0-9_-]{0,62}$`.
 public enum ResourceID {
+    /// True when `id` is a valid tenant, client or connection id.
     public static func isValid(_ id: String) -> Bool {
         let bytes = Array(id.utf8)
         guard (1...63).contains(bytes.count) else { return false }
@@ -22,9 +23,13 @@ public enum ResourceID {
     }
 }
 
+/// A tenant: the unit that owns API keys, clients and connections.
 public struct Tenant: Sendable, Equatable {
+    /// The tenant's id (`ResourceID`).
     public var id: String
+    /// An optional display name.
     public var name: String?
+    /// When the tenant was created (RFC 3339).
     public var createdAt: String
 
     /// Creates the value from each of its stored properties.
@@ -35,11 +40,17 @@ public struct Tenant: Sendable, Equatable {
     }
 }
 
+/// A tenant API key as listed by the admin API; never carries the key itself.
 public struct APIKeyInfo: Sendable, Equatable {
+    /// The key's id (not the secret).
     public var id: String
+    /// The tenant the key belongs to.
     public var tenant: String
+    /// An optional label given at creation.
     public var name: String?
+    /// When the key was created (RFC 3339).
     public var createdAt: String
+    /// When the key last authenticated a request (RFC 3339); nil if never.
     public var lastUsedAt: String?
 
     /// Creates the value from each of its stored properties.
@@ -54,21 +65,35 @@ public struct APIKeyInfo: Sendable, Equatable {
 
 /// A Salesforce connected app of a tenant, with its secrets in clear (only ever in memory).
 public struct Client: Sendable, Equatable {
+    /// The tenant that owns the client.
     public var tenant: String
+    /// The client's id within its tenant (`ResourceID`).
     public var id: String
+    /// How the client obtains tokens.
     public var grantType: GrantType
+    /// The Salesforce login URL the token calls go to; must match the upstream allow list.
     public var loginURL: String
+    /// The connected app's consumer key.
     public var clientID: String
+    /// The connected app's consumer secret, in clear; nil when none was given.
     public var clientSecret: String?
+    /// The PEM private key that signs the `jwtBearer` grant's JWT assertions, in clear.
     public var privateKey: String?
+    /// Where Salesforce sends the `authorizationCode` grant's code.
     public var redirectURI: String?
+    /// The OAuth scopes the authorize URL asks for; nil sends no `scope` (the connected app's defaults).
     public var scopes: [String]?
+    /// The Salesforce user the `jwtBearer` grant's assertion names (`sub`).
     public var username: String?
+    /// The configured JWT `aud`; nil means `effectiveAudience` picks one.
     public var audience: String?
+    /// How long an access token is taken to live after Salesforce's `issued_at`, in seconds.
     public var tokenTTLSeconds: Int
     /// Ask Salesforce's introspection endpoint for each new access token's real expiry (needs a client secret).
     public var introspect: Bool = true
+    /// When the client was created (RFC 3339); empty until stored.
     public var createdAt: String = ""
+    /// When the client was last changed (RFC 3339); empty until stored.
     public var updatedAt: String = ""
 
     /// The JWT `aud`: the configured one, else test.salesforce.com for a sandbox login URL, else login.salesforce.com.
@@ -84,6 +109,7 @@ public struct Client: Sendable, Equatable {
     public static func revokeEndpoint(loginURL: String) -> String {
         loginURL.trimmingSuffix("/") + "/services/oauth2/revoke"
     }
+    /// Salesforce's authorize endpoint of this client, where a person grants access.
     public var authorizeEndpoint: String { loginURL.trimmingSuffix("/") + "/services/oauth2/authorize" }
 
     /// Creates the value from each of its stored properties.
@@ -113,12 +139,19 @@ public struct Client: Sendable, Equatable {
 
 /// One authorized Salesforce identity of a client, as listed by the admin API.
 public struct Connection: Sendable {
+    /// The connection's id within its client (`ResourceID`).
     public var id: String
+    /// The Salesforce user id the grant belongs to, once known.
     public var userID: String?
+    /// The Salesforce org id, once known.
     public var orgID: String?
+    /// The org's instance URL from the last token, once known.
     public var instanceURL: String?
+    /// The connection's state as the API names it (`active` or `reauthorization_required`).
     public var status: String
+    /// When the connection was created (RFC 3339).
     public var createdAt: String
+    /// When a token was last fetched for it (RFC 3339); nil if never.
     public var refreshedAt: String?
     /// When the current access token expires (RFC 3339); nil when there is none.
     public var expiresAt: String? = nil

@@ -3,6 +3,7 @@ import Codecs
 /// A JSON object request body with typed accessors whose errors name the field. Knows nothing of HTTP: the API
 /// hands it the bytes and the `Content-Type`.
 public struct RequestBody: Sendable {
+    /// The body's members by name.
     public let members: [String: JSONValue]
 
     /// Applies the contract's checks in order: 413 over the limit, 415 not JSON, 400 empty or malformed or not an
@@ -45,6 +46,7 @@ public struct RequestBody: Sendable {
         }
     }
 
+    /// A body of the given members, without the HTTP checks.
     public init(members: [String: JSONValue]) { self.members = members }
 
     /// `application/json`, any case, optionally followed by parameters such as `; charset=utf-8`.
@@ -69,7 +71,9 @@ public struct RequestBody: Sendable {
         }
     }
 
+    /// True when the body has `field`, even as null.
     public func has(_ field: String) -> Bool { members[field] != nil }
+    /// True when `field` is present and null.
     public func isNull(_ field: String) -> Bool { members[field] == .null }
 
     /// A string field: nil when absent or null; an error when of another type or outside `length` characters.
@@ -82,6 +86,7 @@ public struct RequestBody: Sendable {
         return string
     }
 
+    /// Like `string(_:length:)`, but absent or null is an error.
     public func requiredString(_ field: String, length: ClosedRange<Int> = 1...255) throws(GatewayError) -> String {
         guard let value = try string(field, length: length) else { throw .invalidRequest("\(field): is required.") }
         return value
@@ -98,6 +103,7 @@ public struct RequestBody: Sendable {
         return Int(number)
     }
 
+    /// A boolean field: nil when absent or null; an error when of another type.
     public func bool(_ field: String) throws(GatewayError) -> Bool? {
         guard let value = members[field], value != .null else { return nil }
         guard case .bool(let flag) = value else { throw .invalidRequest("\(field): must be true or false.") }

@@ -5,17 +5,24 @@ import _CryptoExtras
 
 /// A successful answer of Salesforce's token endpoint.
 public struct SalesforceToken: Sendable, Equatable {
+    /// The access token; a secret, never logged.
     public var accessToken: String
+    /// The refresh token, when Salesforce issued one; a secret, never logged.
     public var refreshToken: String?
+    /// The org's instance URL.
     public var instanceURL: String
+    /// The identity URL `.../id/<orgId>/<userId>`.
     public var identityURL: String
+    /// The granted scopes, space-separated; nil when Salesforce did not say.
     public var scope: String?
+    /// The token type (normally `Bearer`).
     public var tokenType: String
     /// Milliseconds since the epoch, as Salesforce's `issued_at` says.
     public var issuedAtMillis: Int64
 
     /// The org and user ids from the identity URL `.../id/<orgId>/<userId>`.
     public var orgID: String? { identityParts?.org }
+    /// The user id from the identity URL; nil when it does not have that shape.
     public var userID: String? { identityParts?.user }
 
     private var identityParts: (org: String, user: String)? {

@@ -3,9 +3,13 @@ import Codecs
 /// A token bucket: holds up to `capacity` tokens, refilled at `ratePerSecond`; each admitted event takes one.
 /// A value without a clock of its own: callers pass `now` (seconds on any monotonic scale), so tests need no waiting.
 public struct TokenBucket: Sendable, Equatable {
+    /// The most tokens the bucket holds.
     public let capacity: Double
+    /// Tokens added per second, up to `capacity`.
     public let ratePerSecond: Double
+    /// Tokens left at `updated`.
     public private(set) var tokens: Double
+    /// The `now` at which `tokens` was last brought up to date.
     public private(set) var updated: Double
 
     /// A full bucket at `now`.

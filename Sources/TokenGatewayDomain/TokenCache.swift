@@ -4,29 +4,42 @@ import Synchronization
 
 /// Names one connection's token: tenant, client, connection.
 public struct ConnectionKey: Sendable, Hashable, CustomStringConvertible {
+    /// The tenant's id.
     public var tenant: String
+    /// The client's id within the tenant.
     public var client: String
+    /// The connection's id within the client.
     public var connection: String
+    /// Creates the key from its three ids.
     public init(tenant: String, client: String, connection: String) {
         self.tenant = tenant
         self.client = client
         self.connection = connection
     }
+    /// `tenant/client/connection`, for logs.
     public var description: String { "\(tenant)/\(client)/\(connection)" }
 }
 
 /// An access token as the gateway hands it out. Times are seconds since the epoch.
 public struct CachedToken: Sendable, Equatable {
+    /// The bearer token itself; a secret, never logged.
     public var accessToken: String
+    /// The org's instance URL the token is valid for.
     public var instanceURL: String
+    /// Salesforce's identity URL of the token's user.
     public var identityURL: String
+    /// The scopes Salesforce granted, space-separated; nil when it did not say.
     public var scope: String?
+    /// The token type Salesforce returned (normally `Bearer`).
     public var tokenType: String
+    /// Salesforce's `issued_at`, in seconds.
     public var issuedAt: Double
+    /// When the gateway takes the token to expire.
     public var expiresAt: Double
     /// When the gateway received it from Salesforce (for the force-refresh grace).
     public var fetchedAt: Double
 
+    /// Seconds the token has left at `now`; negative once expired.
     public func remaining(now: Double) -> Double { expiresAt - now }
 
     /// Creates the value from each of its stored properties.
@@ -83,8 +96,10 @@ public final class TokenCache: Sendable {
 
     private let entries = Mutex<[ConnectionKey: Entry]>([:])
 
+    /// An empty cache.
     public init() {}
 
+    /// The cached token of `key`, without recording demand (for reads that are not a caller's request).
     public func get(_ key: ConnectionKey) -> CachedToken? { entries.withLock { $0[key]?.token } }
 
     /// The cached token, recording that a caller asked for it with `minTTL`.
@@ -140,8 +155,10 @@ public final class TokenCache: Sendable {
         }
     }
 
+    /// Drops every entry.
     public func removeAll() { entries.withLock { $0.removeAll() } }
 
+    /// How many tokens are cached.
     public var count: Int { entries.withLock { $0.count } }
 
     /// Tokens in use whose renewal is due at `now`, with the demand to renew them for, soonest first.

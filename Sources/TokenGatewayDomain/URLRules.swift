@@ -3,18 +3,25 @@ import Foundation
 
 /// A reason some text cannot be parsed, without echoing the text (it may be a secret).
 public struct ParseFailure: Error, Sendable {
+    /// Why the text was refused, phrased to follow a field name.
     public let reason: String
 }
 
 /// The pieces of an absolute URL the gateway cares about. Userinfo is refused: it has no place in a Salesforce URL.
 /// The host must be a DNS name or an IP literal (`HostName`), so no other parser can read a different host in it.
 public struct ParsedURL: Sendable, Equatable {
+    /// The scheme, lowercased.
     public var scheme: String
+    /// The host, lowercased; an IPv6 literal keeps its brackets.
     public var host: String
+    /// The explicit port; nil when the URL has none.
     public var port: Int?
+    /// The path, empty or starting with `/`.
     public var path: String
+    /// The query without its `?`; nil when there is none. A fragment is dropped.
     public var query: String?
 
+    /// Parses `text`, or nil when `init(parsing:)` would throw.
     public init?(_ text: String) {
         guard let parsed = try? ParsedURL(parsing: text) else { return nil }
         self = parsed
@@ -80,8 +87,11 @@ public struct ParsedURL: Sendable, Equatable {
 public struct UpstreamAllowList: Sendable, CustomStringConvertible {
     /// One pattern; `host` may start with `*.` (any subdomain, not the domain itself); no port means any port.
     public struct Pattern: Sendable, Equatable {
+        /// The scheme to match exactly (`https` or `http`).
         public var scheme: String
+        /// The host to match, lowercased, or `*.domain` for any subdomain.
         public var host: String
+        /// The port to match; nil matches any port.
         public var port: Int?
 
         func matches(_ url: ParsedURL) -> Bool {
@@ -95,6 +105,7 @@ public struct UpstreamAllowList: Sendable, CustomStringConvertible {
         }
     }
 
+    /// The patterns; a URL is allowed when it matches any of them.
     public var patterns: [Pattern]
 
     /// Salesforce's own https domains.
@@ -108,6 +119,7 @@ public struct UpstreamAllowList: Sendable, CustomStringConvertible {
         Pattern(scheme: "https", host: "*.salesforce-sites.com"),
     ])
 
+    /// A list of the given patterns.
     public init(patterns: [Pattern]) { self.patterns = patterns }
 
     /// Parses a comma-separated list of patterns.
@@ -135,6 +147,7 @@ public struct UpstreamAllowList: Sendable, CustomStringConvertible {
     /// True when the URL's scheme, host and port match one pattern.
     public func allows(_ url: ParsedURL) -> Bool { patterns.contains { $0.matches(url) } }
 
+    /// The patterns as a comma-separated list, in the form `init(parsing:)` reads.
     public var description: String {
         patterns.map { "\($0.scheme)://\($0.host)\($0.port.map { ":\($0)" } ?? "")" }.joined(separator: ",")
     }

@@ -49,9 +49,11 @@ public struct WebhookDelivery: Sendable, Equatable {
     /// Retries stop this long after the event.
     public static let giveUpAfter = 86_400.0
 
+    /// When the event was created, in seconds since the epoch; retries stop `giveUpAfter` later.
     public var createdAt: Double
     /// Attempts started so far (a claim counts one).
     public var attempts: Int
+    /// Where the delivery stands.
     public var state: State
 
     /// A new delivery, due at once.

@@ -34,9 +34,11 @@ public enum WebhookEventType: String, Sendable, CaseIterable {
 public struct WebhookEvent: Sendable, Equatable {
     /// `evt_` + 24 hex digits; also the `webhook-id` header, the same on every retry.
     public var id: String
+    /// What happened to the connection.
     public var type: WebhookEventType
     /// Seconds since the epoch when the gateway saw the change.
     public var at: Double
+    /// The connection it happened to.
     public var connection: ConnectionKey
     /// The failure behind it (`nil` for `connection.recovered`).
     public var error: GatewayError?
@@ -102,6 +104,7 @@ public enum WebhookSecret {
         return (0..<count).map { _ in generator.next() }
     }
 
+    /// `count` random bytes from the system generator, as lowercase hex.
     public static func randomHex(bytes count: Int) -> String {
         Hex.encode(randomBytes(count))
     }

@@ -44,8 +44,10 @@ public final class Metrics: Sendable {
     /// Reads the current count of connections needing reauthorization (from the database) and of pool use.
     private let gauges: Mutex<[String: @Sendable () -> Double]> = Mutex([:])
 
+    /// Metrics with every counter at zero and no gauges.
     public init() {}
 
+    /// Counts one answered request of `route` with its status, and observes its duration.
     public func request(route: String, status: Int, duration: Duration) {
         let seconds = duration.seconds
         state.withLock {
@@ -54,10 +56,14 @@ public final class Metrics: Sendable {
         }
     }
 
+    /// Counts a token request answered from memory.
     public func cacheHit() { state.withLock { $0.cacheHits += 1 } }
+    /// Counts a token request the cache could not answer.
     public func cacheMiss() { state.withLock { $0.cacheMisses += 1 } }
+    /// Counts a failed token fetch.
     public func refreshFailure() { state.withLock { $0.refreshFailures += 1 } }
 
+    /// Counts one Salesforce token call by grant and outcome, and observes its duration.
     public func upstreamCall(grant: String, outcome: String, duration: Duration) {
         let seconds = duration.seconds
         state.withLock {
@@ -101,7 +107,9 @@ public final class Metrics: Sendable {
         gauges.withLock { $0[name] = read }
     }
 
+    /// Token requests answered from memory so far.
     public var cacheHits: Int { state.withLock { $0.cacheHits } }
+    /// Token requests the cache could not answer so far.
     public var cacheMisses: Int { state.withLock { $0.cacheMisses } }
 
     /// The Prometheus text exposition.

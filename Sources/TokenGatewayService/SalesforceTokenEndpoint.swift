@@ -16,6 +16,8 @@ public struct SalesforceTokenEndpoint: Sendable {
     let maxAttempts: Int
     let baseBackoffMilliseconds: Int
 
+    /// Calls Salesforce through `http`: at most `maxAttempts` attempts per call, retrying only failures a retry can
+    /// fix, after a jittered back-off that starts near `baseBackoffMilliseconds` and doubles.
     public init(
         http: HTTPClient, metrics: Metrics, logger: Logger, maxAttempts: Int = 3, baseBackoffMilliseconds: Int = 200
     ) {

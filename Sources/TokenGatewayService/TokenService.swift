@@ -7,10 +7,14 @@ import TokenGatewayStore
 
 /// A token answer and whether this request's Salesforce call produced it.
 public struct IssuedToken: Sendable {
+    /// The token handed out.
     public var token: CachedToken
+    /// Where the token came from.
     public var source: Source
+    /// Sentences for the caller about a problem that does not stop this answer (say, no refresh token).
     public var warnings: [String] = []
 
+    /// `cache`: a token fetched earlier; `upstream`: this request's Salesforce call.
     public enum Source: String, Sendable { case cache, upstream }
 
     /// Creates the value from each of its stored properties.
@@ -57,6 +61,7 @@ public final class TokenService: Sendable {
     public let origin: String
     private let attempts = Atomic<Int>(0)
 
+    /// The service over its parts; the limits are the gateway's configuration settings of the same names.
     public init(
         store: GatewayStore, cache: TokenCache, salesforce: SalesforceTokenEndpoint, metrics: Metrics, logger: Logger,
         forceRefreshGraceSeconds: Double, keyUpstreamLimitPerMinute: Int, upstreamTimeoutSeconds: Double = 15,

@@ -4,15 +4,22 @@ import TokenGatewayDomain
 
 /// A tenant's webhook as the admin API lists it (never its secret).
 public struct Webhook: Sendable, Equatable {
+    /// The webhook's id.
     public var id: String
+    /// The tenant that owns it.
     public var tenant: String
+    /// The receiver's URL.
     public var url: String
+    /// The event types it is sent.
     public var events: [WebhookEventType]
+    /// When it was created (RFC 3339).
     public var createdAt: String
+    /// Its latest delivery attempt; nil before the first.
     public var lastDelivery: LastDelivery?
 
     /// The outcome of the webhook's latest delivery attempt.
     public struct LastDelivery: Sendable, Equatable {
+        /// When the attempt was made (RFC 3339).
         public var at: String
         /// The receiver's HTTP status; nil when it did not answer.
         public var status: Int?
@@ -23,12 +30,17 @@ public struct Webhook: Sendable, Equatable {
 
 /// A delivery one replica has claimed: everything needed to send it with no database connection held.
 public struct WebhookJob: Sendable {
+    /// The delivery's id.
     public var deliveryID: String
+    /// The webhook it is for.
     public var webhookID: String
+    /// Where to send it.
     public var url: String
     /// The signing secret, opened; nil when no key of the keyring opens it (the attempt then fails, saying so).
     public var secret: String?
+    /// The event's id (`webhook-id`), the same on every attempt.
     public var eventID: String
+    /// The JSON body to send and sign, byte for byte.
     public var payload: String
     /// The delivery as the claim left it, times on the database's clock.
     public var delivery: WebhookDelivery
@@ -66,6 +78,7 @@ extension GatewayStore {
         }
     }
 
+    /// The webhooks of `tenant`, oldest first.
     public func webhooks(tenant: String) async throws -> [Webhook] {
         let result = try await pool.query(
             "SELECT \(Self.webhookColumns) FROM webhooks WHERE tenant_id = $1 ORDER BY created_at, id", [tenant])

@@ -6,28 +6,39 @@ import TokenGatewayDomain
 
 /// A refresh token to revoke at Salesforce after its rows are gone (best effort).
 public struct RevocationTarget: Sendable {
+    /// Salesforce's revocation endpoint for the token.
     public var endpoint: String
+    /// The refresh token, opened; a secret, never logged.
     public var token: String
 }
 
 /// One audit event as listed by the admin API.
 public struct AuditEvent: Sendable, Equatable {
+    /// The event's id; later events have larger ids.
     public var id: Int
+    /// When it happened (RFC 3339).
     public var at: String
+    /// Who did it: `admin` or `key:<id>` (`Caller.actor`).
     public var actor: String
+    /// What was done, such as `client.create`.
     public var action: String
+    /// What it was done to, such as `client/<id>`.
     public var target: String
+    /// How many, for counted events (tokens issued with a key); nil otherwise.
     public var count: Int?
 }
 
 /// Everything the gateway keeps in PostgreSQL. Secrets are sealed here on the way in and opened on the way out;
 /// no clear-text secret reaches a SQL statement's text, a row, or an error.
 public final class GatewayStore: Sendable {
+    /// The PostgreSQL connections every query goes through.
     public let pool: PostgresPool
+    /// Seals secrets on the way in and opens them on the way out.
     public let keyring: Keyring
     /// Database lookups of one key id (keys made on another replica, or guesses): bounded, and counted for tests.
     let keyLookups = Atomic<Int>(0)
 
+    /// A store over `pool`, sealing with `keyring`.
     public init(pool: PostgresPool, keyring: Keyring) {
         self.pool = pool
         self.keyring = keyring
@@ -40,6 +51,7 @@ public final class GatewayStore: Sendable {
 
     // MARK: Tenants
 
+    /// Creates a tenant and audits it; `GatewayError.conflict` when the id is taken.
     public func createTenant(id: String, name: String?, actor: String) async throws -> Tenant {
         try await pool.transaction { connection in
             let result: PostgresResult
@@ -55,11 +67,13 @@ public final class GatewayStore: Sendable {
         }
     }
 
+    /// Every tenant, by id.
     public func tenants() async throws -> [Tenant] {
         let result = try await pool.query("SELECT id, name, tgw_iso(created_at) AS created_at FROM tenants ORDER BY id")
         return result.rows.map { Tenant(id: $0["id"] ?? "", name: $0["name"], createdAt: $0["created_at"] ?? "") }
     }
 
+    /// The tenant `id`; nil when there is none.
     public func tenant(_ id: String) async throws -> Tenant? {
         let result = try await pool.query(
             "SELECT id, name, tgw_iso(created_at) AS created_at FROM tenants WHERE id = $1", [id])
@@ -80,6 +94,7 @@ public final class GatewayStore: Sendable {
 
     // MARK: API keys
 
+    /// Stores an API key's hash (never the key) and audits it; `GatewayError.notFound` when the tenant does not exist.
     public func createKey(tenant: String, id: String, name: String?, hash: String, actor: String) async throws
         -> APIKeyInfo
     {
@@ -95,6 +110,7 @@ public final class GatewayStore: Sendable {
         }
     }
 
+    /// The API keys of `tenant`, oldest first.
     public func keys(tenant: String) async throws -> [APIKeyInfo] {
         let result = try await pool.query(
             """
@@ -108,6 +124,7 @@ public final class GatewayStore: Sendable {
         }
     }
 
+    /// Deletes key `id` of `tenant`, audits it and tells every replica; false when there was none.
     public func deleteKey(tenant: String, id: String, actor: String) async throws -> Bool {
         try await pool.transaction { connection in
             let result = try await connection.query(
@@ -196,6 +213,8 @@ public final class GatewayStore: Sendable {
             updatedAt: row["updated_at"] ?? "")
     }
 
+    /// Stores `client` with its secrets sealed and audits it; `GatewayError.notFound` when the tenant does not exist,
+    /// `conflict` when the id is taken.
     public func createClient(_ client: Client, actor: String) async throws -> Client {
         let parameters = try clientParameters(client)
         return try await pool.transaction { connection in
@@ -223,6 +242,7 @@ public final class GatewayStore: Sendable {
         }
     }
 
+    /// The client `id` of `tenant`, its secrets opened; nil when there is none.
     public func client(tenant: String, id: String) async throws -> Client? {
         let result = try await pool.query(
             "SELECT \(Self.clientColumns) FROM clients WHERE tenant_id = $1 AND id = $2", [tenant, id])
@@ -236,6 +256,7 @@ public final class GatewayStore: Sendable {
         return try result.rows.first.map(decodeClient)
     }
 
+    /// The clients of `tenant`, by id, their secrets opened.
     public func clients(tenant: String) async throws -> [Client] {
         let result = try await pool.query(
             "SELECT \(Self.clientColumns) FROM clients WHERE tenant_id = $1 ORDER BY id", [tenant])
@@ -270,6 +291,8 @@ public final class GatewayStore: Sendable {
         }
     }
 
+    /// Deletes a client with its connections and audits it. `deleted` is false when there was none; `revoke` lists
+    /// the refresh tokens to revoke at Salesforce once the transaction has committed.
     public func deleteClient(tenant: String, id: String, actor: String) async throws -> (
         deleted: Bool, revoke: [RevocationTarget]
     ) {
@@ -288,6 +311,7 @@ public final class GatewayStore: Sendable {
 
     // MARK: Connections
 
+    /// The connections of a client, as the admin API lists them.
     public func connections(tenant: String, client: String) async throws -> [Connection] {
         let result = try await pool.query(
             """
@@ -309,6 +333,8 @@ public final class GatewayStore: Sendable {
         }
     }
 
+    /// Deletes a connection and audits it. `deleted` is false when there was none; `revoke` holds its refresh token
+    /// to revoke at Salesforce once the transaction has committed.
     public func deleteConnection(tenant: String, client: String, id: String, actor: String) async throws
         -> (deleted: Bool, revoke: [RevocationTarget])
     {
@@ -357,6 +383,7 @@ public final class GatewayStore: Sendable {
             [tenant, actor, action, target, count.map(String.init)])
     }
 
+    /// At most `limit` audit events of `tenant`, newest first, with ids below `before` when given.
     public func auditEvents(tenant: String, limit: Int, before: Int?) async throws -> [AuditEvent] {
         let result = try await pool.query(
             """

@@ -5,6 +5,7 @@ import TokenGatewayDomain
 /// The database schema, versioned and embedded in the binary. Applied at start (under an advisory lock) and by
 /// `token-gateway migrate`. Secret columns hold `keyid:base64` sealed values, never clear text.
 public enum GatewaySchema {
+    /// Every migration in version order; a released one is never edited, only followed by a new one.
     public static let migrations: [PostgresMigration] = [
         PostgresMigration(
             version: 1, name: "initial",

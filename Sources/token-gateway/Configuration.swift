@@ -7,49 +7,49 @@ import TokenGatewayService
 import TokenGatewayStore
 
 /// Everything `token-gateway serve` needs, validated. Built from settings named like the environment variables.
-public struct GatewayConfiguration: Sendable {
-    public var databaseURL: String
-    public var adminToken: String
-    public var keyring: Keyring
-    public var listenHost: String = "0.0.0.0"
-    public var listenPort: Int = 8080
-    public var publicURL: String?
-    public var upstreamAllowList: UpstreamAllowList = .salesforceDefault
+struct GatewayConfiguration: Sendable {
+    var databaseURL: String
+    var adminToken: String
+    var keyring: Keyring
+    var listenHost: String = "0.0.0.0"
+    var listenPort: Int = 8080
+    var publicURL: String?
+    var upstreamAllowList: UpstreamAllowList = .salesforceDefault
     /// Where webhooks may point (`TOKEN_GATEWAY_WEBHOOK_ALLOWLIST`); nil: any https URL whose host is a DNS name.
-    public var webhookAllowList: UpstreamAllowList?
-    public var upstreamTimeoutSeconds: Double = 15
-    public var upstreamConnectTimeoutSeconds: Double = 5
-    public var maxBodyBytes: Int = 65536
-    public var forceRefreshGraceSeconds: Double = 5
-    public var log = LogSettings()
-    public var threads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
-    public var databasePoolSize: Int = 10
-    public var maxConnections: Int = 10_000
-    public var idleTimeoutSeconds: Int = 60
-    public var headerTimeoutSeconds: Int = 10
-    public var shutdownGraceSeconds: Double = 10
-    public var keyUpstreamLimitPerMinute: Int = 120
+    var webhookAllowList: UpstreamAllowList?
+    var upstreamTimeoutSeconds: Double = 15
+    var upstreamConnectTimeoutSeconds: Double = 5
+    var maxBodyBytes: Int = 65536
+    var forceRefreshGraceSeconds: Double = 5
+    var log = LogSettings()
+    var threads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    var databasePoolSize: Int = 10
+    var maxConnections: Int = 10_000
+    var idleTimeoutSeconds: Int = 60
+    var headerTimeoutSeconds: Int = 10
+    var shutdownGraceSeconds: Double = 10
+    var keyUpstreamLimitPerMinute: Int = 120
     /// Most concurrent Salesforce calls per client on one replica.
-    public var upstreamConcurrencyPerClient: Int = 8
+    var upstreamConcurrencyPerClient: Int = 8
     /// Longest wait for a free database connection before a request gets `503` (busy, not unreachable).
-    public var databaseAcquireTimeoutSeconds: Double = 2
+    var databaseAcquireTimeoutSeconds: Double = 2
     /// Renew a token in use this long before its remaining lifetime falls to the largest `min_ttl_seconds` asked.
-    public var refreshAheadSeconds: Double = 30
+    var refreshAheadSeconds: Double = 30
     /// Refresh an idle `authorization_code` connection whose refresh token went unused this long.
-    public var keepaliveSeconds: Double = 86400
+    var keepaliveSeconds: Double = 86400
     /// Most background refreshes at once per replica.
-    public var backgroundConcurrency: Int = 4
+    var backgroundConcurrency: Int = 4
 
     /// How log lines are written.
-    public enum LogFormat: String, Sendable { case json, text }
+    enum LogFormat: String, Sendable { case json, text }
 
     /// How the process logs; every command that logs reads these, and only from here.
-    public struct LogSettings: Sendable, Equatable {
-        public var format: LogFormat = .json
-        public var level: Logger.Level = .info
+    struct LogSettings: Sendable, Equatable {
+        var format: LogFormat = .json
+        var level: Logger.Level = .info
 
         /// Validates `TOKEN_GATEWAY_LOG_FORMAT` and `TOKEN_GATEWAY_LOG_LEVEL`; the error names the setting.
-        public static func make(_ values: [String: String]) throws(ConfigurationError) -> LogSettings {
+        static func make(_ values: [String: String]) throws(ConfigurationError) -> LogSettings {
             var settings = LogSettings()
             if let format = setting("TOKEN_GATEWAY_LOG_FORMAT", in: values) {
                 guard let parsed = LogFormat(rawValue: format) else {
@@ -75,7 +75,7 @@ public struct GatewayConfiguration: Sendable {
     }
 
     /// Validates `DATABASE_URL` alone (all that `token-gateway migrate` needs besides the log settings).
-    public static func databaseURL(_ values: [String: String]) throws(ConfigurationError) -> String {
+    static func databaseURL(_ values: [String: String]) throws(ConfigurationError) -> String {
         guard let url = setting("DATABASE_URL", in: values) else {
             throw ConfigurationError(
                 setting: "DATABASE_URL", reason: "is required (e.g. postgresql://user@host:5432/db)")
@@ -112,7 +112,7 @@ public struct GatewayConfiguration: Sendable {
     }
 
     /// Validates `values` (keyed by environment variable name) into a configuration; the error names the setting.
-    public static func make(_ values: [String: String]) throws(ConfigurationError) -> GatewayConfiguration {
+    static func make(_ values: [String: String]) throws(ConfigurationError) -> GatewayConfiguration {
         func value(_ name: String) -> String? { setting(name, in: values) }
         func number(_ name: String, _ range: ClosedRange<Double>) throws(ConfigurationError) -> Double? {
             guard let raw = value(name) else { return nil }
@@ -203,7 +203,7 @@ public struct GatewayConfiguration: Sendable {
 
 extension GatewayConfiguration {
     /// The part of the settings the HTTP API reads.
-    public var apiSettings: GatewayAPI.Settings {
+    var apiSettings: GatewayAPI.Settings {
         GatewayAPI.Settings(
             maxBodyBytes: maxBodyBytes, publicURL: publicURL, upstreamAllowList: upstreamAllowList,
             webhookAllowList: webhookAllowList)
@@ -211,8 +211,8 @@ extension GatewayConfiguration {
 }
 
 /// A setting that cannot be used; `description` is the one line printed before refusing to start.
-public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
-    public let setting: String
-    public let reason: String
-    public var description: String { "configuration error: \(setting) \(reason)" }
+struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    let setting: String
+    let reason: String
+    var description: String { "configuration error: \(setting) \(reason)" }
 }

@@ -11,25 +11,25 @@ import TokenGatewayStore
 
 /// The running service: PostgreSQL pool and listener, Salesforce client, caches, HTTP server and background work
 /// (token lifecycle, webhook deliveries).
-public final class Gateway: Sendable {
-    public let configuration: GatewayConfiguration
-    public let api: GatewayAPI
+final class Gateway: Sendable {
+    let configuration: GatewayConfiguration
+    let api: GatewayAPI
     let database: GatewayDatabase
     let http: HTTPClient
     let server: HTTPServer
     let listener: NotificationListener
     /// Refresh ahead and keep-alive.
-    public let lifecycle: TokenLifecycle
+    let lifecycle: TokenLifecycle
     /// Delivers the webhook outbox.
-    public let webhooks: WebhookDispatcher
+    let webhooks: WebhookDispatcher
     let logger: Logger
     private let background = Mutex<Task<Void, Never>?>(nil)
 
     /// The bound HTTP port (useful with port 0).
-    public var port: Int { server.port }
+    var port: Int { server.port }
 
     /// Connects, applies migrations (under an advisory lock), loads the API keys and starts serving.
-    public static func start(configuration: GatewayConfiguration, logger: Logger) async throws -> Gateway {
+    static func start(configuration: GatewayConfiguration, logger: Logger) async throws -> Gateway {
         let (database, applied) = try await GatewayDatabase.open(
             url: configuration.databaseURL, poolSize: configuration.databasePoolSize,
             acquireTimeoutSeconds: configuration.databaseAcquireTimeoutSeconds, keyring: configuration.keyring,
@@ -189,7 +189,7 @@ public final class Gateway: Sendable {
     }
 
     /// Stops accepting, lets in-flight requests finish within the grace period, writes pending key usage, closes.
-    public func shutdown() async {
+    func shutdown() async {
         logger.info("shutting down")
         await server.shutdown(gracePeriod: .milliseconds(Int(configuration.shutdownGraceSeconds * 1000)))
         background.withLock { $0?.cancel() }

@@ -3,7 +3,7 @@
 #   1. `promtool check rules`: the file loads as Prometheus would load it;
 #   2. `promtool test rules Docker/prometheus/alerts.test.yml`: each alert fires on the series that should raise
 #      it and stays quiet on healthy ones;
-#   3. every metric name the rules use is one the gateway exports (named in Sources/TokenGateway*; the Swift
+#   3. every metric name the rules use is one the gateway exports (named in Sources/TokenGateway* or Sources/token-gateway; the Swift
 #      test AlertRulesTests checks the same names against a running gateway's GET /metrics).
 #
 # promtool comes from Debian's `prometheus` package, the only one that ships it. Installing that package would
@@ -46,7 +46,7 @@ echo "promtool: $("$PROMTOOL" --version 2>&1 | head -n1)"
 mapfile -t names < <(grep -oE 'token_gateway_[a-z0-9_]+' "$RULES" | sed -E 's/_(bucket|sum|count)$//' | sort -u)
 missing=()
 for name in "${names[@]}"; do
-    grep -rqw -- "$name" Sources/TokenGateway*/ || missing+=("$name")
+    grep -rqw -- "$name" Sources/TokenGateway*/ Sources/token-gateway/ || missing+=("$name")
 done
 if [[ ${#missing[@]} -gt 0 ]]; then
     echo "FAIL: $RULES uses metrics the gateway does not export: ${missing[*]}" >&2

@@ -77,3 +77,83 @@ enum FlatJSONObject {
         }
     }
 }
+
+extension FlatJSONObject {
+    /// The ids of the usual `POST /token` body, `{"client":"crm"}` or `{"client":"crm","connection":"c1"}` (in
+    /// either order, any JSON whitespace): `client` required, `connection` optional, each a valid resource id
+    /// (`ResourceID`). Anything else returns nil, so the generic path answers it with its own errors.
+    static func tokenIDs(_ body: [UInt8]) -> (client: String, connection: String?)? {
+        body.withUnsafeBufferPointer { bytes -> (client: String, connection: String?)? in
+            var index = 0
+            func skipSpace() {
+                while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x0A || bytes[index] == 0x0D
+                    || bytes[index] == 0x09
+                {
+                    index += 1
+                }
+            }
+            /// A quoted run of id bytes (`[a-z0-9_-]`); its range, without the quotes.
+            func quoted() -> Range<Int>? {
+                skipSpace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { return nil }
+                index += 1
+                let start = index
+                while index < bytes.count {
+                    let byte = bytes[index]
+                    if byte == UInt8(ascii: "\"") {
+                        index += 1
+                        return start..<(index - 1)
+                    }
+                    guard (0x61...0x7A).contains(byte) || (0x30...0x39).contains(byte) || byte == 0x5F || byte == 0x2D
+                    else { return nil }
+                    index += 1
+                }
+                return nil
+            }
+            func equals(_ range: Range<Int>, _ text: StaticString) -> Bool {
+                guard range.count == text.utf8CodeUnitCount else { return false }
+                for offset in 0..<range.count where bytes[range.lowerBound + offset] != text.utf8Start[offset] {
+                    return false
+                }
+                return true
+            }
+            func id(_ range: Range<Int>) -> String? {
+                // 1 to 63 bytes, the first a letter or digit (the rest were checked while reading).
+                guard (1...63).contains(range.count), bytes[range.lowerBound] != 0x5F, bytes[range.lowerBound] != 0x2D
+                else { return nil }
+                return String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+            }
+            skipSpace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else { return nil }
+            index += 1
+            var client: String?
+            var connection: String?
+            while true {
+                guard let name = quoted() else { return nil }
+                skipSpace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return nil }
+                index += 1
+                guard let value = quoted().flatMap(id) else { return nil }
+                if equals(name, "client"), client == nil {
+                    client = value
+                } else if equals(name, "connection"), connection == nil {
+                    connection = value
+                } else {
+                    return nil
+                }
+                skipSpace()
+                guard index < bytes.count else { return nil }
+                if bytes[index] == UInt8(ascii: ",") {
+                    index += 1
+                    continue
+                }
+                guard bytes[index] == UInt8(ascii: "}") else { return nil }
+                index += 1
+                break
+            }
+            skipSpace()
+            guard index == bytes.count, let client else { return nil }
+            return (client, connection)
+        }
+    }
+}

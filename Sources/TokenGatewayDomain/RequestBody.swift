@@ -29,6 +29,16 @@ public struct RequestBody: Sendable {
         return RequestBody(members: members)
     }
 
+    /// The ids of the usual `POST /token` body (`client`, optionally `connection`, both valid ids, nothing else)
+    /// when the body passes every check of `parse` and holds just those; nil for anything else, which `parse`
+    /// and the field accessors then answer as always.
+    public static func tokenIDs(_ body: [UInt8], contentType: String?, tooLarge: Bool) -> (
+        client: String, connection: String?
+    )? {
+        guard !tooLarge, !body.isEmpty, isJSON(contentType) else { return nil }
+        return FlatJSONObject.tokenIDs(body)
+    }
+
     /// The top-level field (first by name) with U+0000 in a string anywhere inside it or in a member name.
     static func fieldHoldingNUL(_ members: [String: JSONValue]) -> String? {
         guard let first = members.filter({ $0.key.utf8.contains(0) || holdsNUL($0.value) }).keys.min() else {

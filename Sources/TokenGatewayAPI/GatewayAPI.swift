@@ -104,8 +104,12 @@ public final class GatewayAPI: Sendable {
         var router = Router(refusals: GatewayError.refusalResponse)
         for route in GatewayRoutes.table {
             let handler = route.handler
+            let served = ServedRoute(
+                pattern: route.pattern, access: route.access,
+                noStore: route.method == "POST" && RequestChain.noStorePOSTRoutes.contains(route.pattern),
+                metrics: metrics.route(route.pattern))
             router.add(route.method, route.pattern) { [self] request, parameters in
-                self.serve(request, parameters, pattern: route.pattern, access: route.access, handler)
+                self.serve(request, parameters, route: served, handler)
             }
         }
         return router
@@ -123,13 +127,13 @@ public final class GatewayAPI: Sendable {
     }
 
     func serve(
-        _ request: HTTPRequest, _ parameters: PathParameters, pattern: String, access: Access,
-        _ handler: @escaping Handler
+        _ request: HTTPRequest, _ parameters: PathParameters, route: ServedRoute, _ handler: @escaping Handler
     )
         -> HTTPHandlerResult
     {
         // No closure, logger or metadata is made for an answer given now; the log line builds its own.
-        var trace = RequestTrace(request: request, pattern: pattern, started: ContinuousClock.now, refusal: nil)
+        let access = route.access
+        var trace = RequestTrace(request: request, route: route, started: ContinuousClock.now, refusal: nil)
         let caller: Caller
         // Public routes take no credential; their caller is a placeholder that no handler reads.
         switch access == .anyone ? Admission.caller(.admin) : admission(request, access: access) {

@@ -11,12 +11,26 @@ extension Logger {
     }
 }
 
+/// What the request pipeline knows of a route, worked out once when the router is built.
+struct ServedRoute: Sendable {
+    /// The route pattern (the metrics and log label).
+    var pattern: String
+    /// The credential the route takes.
+    var access: Access
+    /// Its answers carry `Cache-Control: no-store` (`RequestChain.noStorePOSTRoutes`).
+    var noStore: Bool
+    /// Its request counters.
+    var metrics: Metrics.Route
+}
+
 /// What the steps after a route's handler know of the request they finish.
 struct RequestTrace: Sendable {
     /// The request as the server read it.
     var request: HTTPRequest
+    /// The route that matched.
+    var route: ServedRoute
     /// The route pattern that matched (the metrics label).
-    var pattern: String
+    var pattern: String { route.pattern }
     /// When the gateway started serving it.
     var started: ContinuousClock.Instant
     /// Why the request was refused before any handler ran (the name of its sampled log line), if it was.
@@ -44,14 +58,13 @@ enum RequestChain {
     ]
 
     static func noStore(_ api: GatewayAPI, _ trace: RequestTrace, _ response: inout HTTPResponse) {
-        if trace.request.method == "POST" && noStorePOSTRoutes.contains(trace.pattern) {
+        if trace.route.noStore {
             response.headers.replaceOrAdd("Cache-Control", "no-store")
         }
     }
 
     static func measure(_ api: GatewayAPI, _ trace: RequestTrace, _ response: inout HTTPResponse) {
-        api.metrics.request(
-            route: trace.pattern, status: response.status, duration: ContinuousClock.now - trace.started)
+        api.metrics.request(trace.route.metrics, status: response.status, duration: ContinuousClock.now - trace.started)
     }
 
     /// One line per request: `debug` for successes, `info` for 4xx, `error` for 5xx. Refusals of unauthenticated

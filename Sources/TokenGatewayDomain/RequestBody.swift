@@ -61,16 +61,22 @@ public struct RequestBody: Sendable {
 
     /// `application/json`, any case, optionally followed by parameters such as `; charset=utf-8`.
     static func isJSON(_ contentType: String?) -> Bool {
-        guard let contentType else { return false }
-        var bytes = Array(contentType.utf8)[...]
-        while let first = bytes.first, first == 0x20 || first == 0x09 { bytes = bytes.dropFirst() }
-        let media: [UInt8] = Array("application/json".utf8)
-        guard bytes.count >= media.count,
-            zip(bytes.prefix(media.count), media).allSatisfy({ ($0 | 0x20) == $1 || $0 == $1 })
-        else { return false }
-        let rest = bytes.dropFirst(media.count)
-        guard let next = rest.first(where: { $0 != 0x20 && $0 != 0x09 }) else { return true }
-        return next == UInt8(ascii: ";")
+        guard var contentType else { return false }
+        return contentType.withUTF8 { bytes in
+            var index = 0
+            func skipBlanks() { while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x09 { index += 1 } }
+            skipBlanks()
+            let media: StaticString = "application/json"
+            guard bytes.count - index >= media.utf8CodeUnitCount else { return false }
+            for offset in 0..<media.utf8CodeUnitCount {
+                let byte = bytes[index + offset]
+                let expected = media.utf8Start[offset]
+                guard byte | 0x20 == expected || byte == expected else { return false }
+            }
+            index += media.utf8CodeUnitCount
+            skipBlanks()
+            return index == bytes.count || bytes[index] == UInt8(ascii: ";")
+        }
     }
 
     /// Refuses members that are not in `allowed`, naming the first unknown one.

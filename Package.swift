@@ -111,7 +111,7 @@ let package = Package(
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "HTTPServer", "TestSupport"]),
         .testTarget(
-            name: "TokenGatewayCoreTests",
+            name: "GatewayUnitTests",
             dependencies: [
                 "Codecs", "TokenGatewayDomain", "TokenGatewayStore", "TokenGatewayService", "TokenGatewayAPI",
                 "token-gateway", "HTTPServer", "Postgres", "HTTPClient", "TestSupport",

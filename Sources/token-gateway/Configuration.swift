@@ -83,50 +83,44 @@ struct GatewayConfiguration: Sendable {
         return url
     }
 
-    /// The settings that are a number of seconds, each with its range and the field it sets.
-    static var numberSettings: [(String, ClosedRange<Double>, WritableKeyPath<GatewayConfiguration, Double>)] {
-        [
-            ("TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS", 0.1...300, \.upstreamTimeoutSeconds),
-            ("TOKEN_GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS", 0.1...60, \.upstreamConnectTimeoutSeconds),
-            ("TOKEN_GATEWAY_FORCE_REFRESH_GRACE_SECONDS", 0...300, \.forceRefreshGraceSeconds),
-            ("TOKEN_GATEWAY_SHUTDOWN_GRACE_SECONDS", 0...600, \.shutdownGraceSeconds),
-            ("TOKEN_GATEWAY_DB_ACQUIRE_TIMEOUT_SECONDS", 0.05...60, \.databaseAcquireTimeoutSeconds),
-            ("TOKEN_GATEWAY_REFRESH_AHEAD_SECONDS", 0...86400, \.refreshAheadSeconds),
-            ("TOKEN_GATEWAY_KEEPALIVE_SECONDS", 10...31_536_000, \.keepaliveSeconds),
-        ]
+    /// A numeric setting: a number (of seconds) or a whole number, with its range and the field it sets.
+    enum NumericSetting {
+        case number(ClosedRange<Double>, WritableKeyPath<GatewayConfiguration, Double>)
+        case whole(ClosedRange<Int>, WritableKeyPath<GatewayConfiguration, Int>)
     }
 
-    /// The settings that are a whole number, each with its range and the field it sets.
-    static var integerSettings: [(String, ClosedRange<Int>, WritableKeyPath<GatewayConfiguration, Int>)] {
+    /// Every numeric setting, in the order they are checked.
+    static var numericSettings: [(String, NumericSetting)] {
         [
-            ("TOKEN_GATEWAY_MAX_BODY_BYTES", 1024...16_777_216, \.maxBodyBytes),
-            ("TOKEN_GATEWAY_THREADS", 1...256, \.threads),
-            ("TOKEN_GATEWAY_DB_POOL_SIZE", 1...200, \.databasePoolSize),
-            ("TOKEN_GATEWAY_MAX_CONNECTIONS", 1...100_000, \.maxConnections),
-            ("TOKEN_GATEWAY_IDLE_TIMEOUT_SECONDS", 1...3600, \.idleTimeoutSeconds),
-            ("TOKEN_GATEWAY_HEADER_TIMEOUT_SECONDS", 1...3600, \.headerTimeoutSeconds),
-            ("TOKEN_GATEWAY_KEY_UPSTREAM_LIMIT_PER_MINUTE", 1...1_000_000, \.keyUpstreamLimitPerMinute),
-            ("TOKEN_GATEWAY_UPSTREAM_CONCURRENCY_PER_CLIENT", 1...1000, \.upstreamConcurrencyPerClient),
-            ("TOKEN_GATEWAY_BACKGROUND_CONCURRENCY", 1...256, \.backgroundConcurrency),
+            ("TOKEN_GATEWAY_UPSTREAM_TIMEOUT_SECONDS", .number(0.1...300, \.upstreamTimeoutSeconds)),
+            ("TOKEN_GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS", .number(0.1...60, \.upstreamConnectTimeoutSeconds)),
+            ("TOKEN_GATEWAY_FORCE_REFRESH_GRACE_SECONDS", .number(0...300, \.forceRefreshGraceSeconds)),
+            ("TOKEN_GATEWAY_SHUTDOWN_GRACE_SECONDS", .number(0...600, \.shutdownGraceSeconds)),
+            ("TOKEN_GATEWAY_DB_ACQUIRE_TIMEOUT_SECONDS", .number(0.05...60, \.databaseAcquireTimeoutSeconds)),
+            ("TOKEN_GATEWAY_REFRESH_AHEAD_SECONDS", .number(0...86400, \.refreshAheadSeconds)),
+            ("TOKEN_GATEWAY_KEEPALIVE_SECONDS", .number(10...31_536_000, \.keepaliveSeconds)),
+            ("TOKEN_GATEWAY_MAX_BODY_BYTES", .whole(1024...16_777_216, \.maxBodyBytes)),
+            ("TOKEN_GATEWAY_THREADS", .whole(1...256, \.threads)),
+            ("TOKEN_GATEWAY_DB_POOL_SIZE", .whole(1...200, \.databasePoolSize)),
+            ("TOKEN_GATEWAY_MAX_CONNECTIONS", .whole(1...100_000, \.maxConnections)),
+            ("TOKEN_GATEWAY_IDLE_TIMEOUT_SECONDS", .whole(1...3600, \.idleTimeoutSeconds)),
+            ("TOKEN_GATEWAY_HEADER_TIMEOUT_SECONDS", .whole(1...3600, \.headerTimeoutSeconds)),
+            ("TOKEN_GATEWAY_KEY_UPSTREAM_LIMIT_PER_MINUTE", .whole(1...1_000_000, \.keyUpstreamLimitPerMinute)),
+            ("TOKEN_GATEWAY_UPSTREAM_CONCURRENCY_PER_CLIENT", .whole(1...1000, \.upstreamConcurrencyPerClient)),
+            ("TOKEN_GATEWAY_BACKGROUND_CONCURRENCY", .whole(1...256, \.backgroundConcurrency)),
         ]
     }
 
     /// Validates `values` (keyed by environment variable name) into a configuration; the error names the setting.
     static func make(_ values: [String: String]) throws(ConfigurationError) -> GatewayConfiguration {
         func value(_ name: String) -> String? { setting(name, in: values) }
-        func number(_ name: String, _ range: ClosedRange<Double>) throws(ConfigurationError) -> Double? {
+        func parsed<Number: LosslessStringConvertible & Comparable>(
+            _ name: String, _ range: ClosedRange<Number>, _ what: String
+        ) throws(ConfigurationError) -> Number? {
             guard let raw = value(name) else { return nil }
-            guard let parsed = Double(raw), range.contains(parsed) else {
+            guard let parsed = Number(raw), range.contains(parsed) else {
                 throw ConfigurationError(
-                    setting: name, reason: "must be a number from \(range.lowerBound) to \(range.upperBound)")
-            }
-            return parsed
-        }
-        func integer(_ name: String, _ range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
-            guard let raw = value(name) else { return nil }
-            guard let parsed = Int(raw), range.contains(parsed) else {
-                throw ConfigurationError(
-                    setting: name, reason: "must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+                    setting: name, reason: "must be \(what) from \(range.lowerBound) to \(range.upperBound)")
             }
             return parsed
         }
@@ -185,11 +179,13 @@ struct GatewayConfiguration: Sendable {
             }
         }
         configuration.log = try LogSettings.make(values)
-        for (name, range, field) in numberSettings {
-            if let seconds = try number(name, range) { configuration[keyPath: field] = seconds }
-        }
-        for (name, range, field) in integerSettings {
-            if let count = try integer(name, range) { configuration[keyPath: field] = count }
+        for (name, setting) in numericSettings {
+            switch setting {
+            case .number(let range, let field):
+                if let number = try parsed(name, range, "a number") { configuration[keyPath: field] = number }
+            case .whole(let range, let field):
+                if let count = try parsed(name, range, "a whole number") { configuration[keyPath: field] = count }
+            }
         }
         return configuration
     }

@@ -116,7 +116,7 @@ import TokenGatewayStore
 
     static func openAPIText() throws -> String {
         let url = URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent()  // TokenGatewayCoreTests
+            .deletingLastPathComponent()  // GatewayUnitTests
             .deletingLastPathComponent()  // Tests
             .deletingLastPathComponent()  // repository top
             .appendingPathComponent("openapi.yaml")

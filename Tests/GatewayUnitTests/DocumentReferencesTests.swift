@@ -4,7 +4,7 @@ import Testing
 /// Comments in the sources and tests may point to documents; every one they name must be in the repository.
 @Suite struct DocumentReferencesTests {
     static let top = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent()  // TokenGatewayCoreTests
+        .deletingLastPathComponent()  // GatewayUnitTests
         .deletingLastPathComponent()  // Tests
         .deletingLastPathComponent()  // repository top
 
@@ -32,7 +32,7 @@ import Testing
         let documents = Self.files(endingIn: ".md")
         #expect(documents.contains("README.md"))
         // This file's own examples are not references.
-        let own = "Tests/TokenGatewayCoreTests/" + URL(fileURLWithPath: #filePath).lastPathComponent
+        let own = "Tests/GatewayUnitTests/" + URL(fileURLWithPath: #filePath).lastPathComponent
         let swiftFiles = Self.files(endingIn: ".swift").filter {
             ($0.hasPrefix("Sources/") || $0.hasPrefix("Tests/")) && $0 != own
         }

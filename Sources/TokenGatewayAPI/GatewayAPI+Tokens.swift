@@ -38,16 +38,29 @@ extension GatewayAPI {
     }
 
     func token(_ context: RequestContext) throws -> Reply {
+        // The usual hit, `{"client":"crm"}` with an optional connection, read without a RequestBody; anything
+        // else (other fields, escapes, an invalid id) takes the generic path and its errors.
+        let request = context.request
+        if case .key(let keyID, let tenant) = context.caller,
+            let ids = RequestBody.tokenIDs(
+                request.body, contentType: request.headers["Content-Type"], tooLarge: request.bodyTooLarge)
+        {
+            let key = ConnectionKey(tenant: tenant, client: ids.client, connection: ids.connection ?? "default")
+            return issue(key, keyID: keyID, minTTL: 60, force: false)
+        }
         let (body, keyID, key) = try tokenRequest(context, fields: Self.tokenFields)
         let minTTL = Double(try body.integer("min_ttl_seconds", 0...86400) ?? 60)
         let force = try body.bool("force_refresh") ?? false
-        if let token = tokens.cachedToken(key, minTTL: minTTL, force: force) {
+        return issue(key, keyID: keyID, minTTL: minTTL, force: force)
+    }
+
+    func issue(_ key: ConnectionKey, keyID: String, minTTL: Double, force: Bool) -> Reply {
+        // Rendered once per cached token (its timestamps too), not once per hit.
+        if let body = tokens.cachedHit(key, minTTL: minTTL, force: force, render: {
+            Self.tokenResponse(IssuedToken(token: $0, source: .cache), key: key).body
+        }) {
             metrics.cacheHit()
             keys.tokenIssued(id: keyID, tenant: key.tenant)
-            // Rendered once per cached token (its timestamps too), not once per hit.
-            let body = cache.hitBody(key, for: token) {
-                Self.tokenResponse(IssuedToken(token: $0, source: .cache), key: key).body
-            }
             return .now(HTTPResponse.json(status: 200, body))
         }
         metrics.cacheMiss()

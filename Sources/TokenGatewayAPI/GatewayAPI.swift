@@ -20,8 +20,11 @@ public struct RequestContext: Sendable {
     public var parameters: PathParameters
     /// Who sent the request: the admin or a tenant's API key; `.admin` on routes open to anyone (`Access.anyone`).
     public var caller: Caller
-    /// The logger for this request, with its request id in the metadata.
-    public var logger: Logger
+    /// The API's logger, which `logger` adds the request id to.
+    var baseLogger: Logger
+
+    /// The logger for this request, with its request id in the metadata (built when a handler asks for it).
+    public var logger: Logger { baseLogger.forRequest(request.requestID) }
 
     /// The path parameter `name`; empty when the route has none of that name.
     public func parameter(_ name: String) -> String { parameters[name] ?? "" }
@@ -94,15 +97,19 @@ public final class GatewayAPI: Sendable {
         }
     }
 
-    typealias Handler = @Sendable (RequestContext) throws -> Reply
+    typealias Handler = @Sendable (GatewayAPI, RequestContext) throws -> Reply
 
     /// The router serving every route of `GatewayRoutes.table`, each behind its credential check.
     public func makeRouter() -> Router {
         var router = Router(refusals: GatewayError.refusalResponse)
         for route in GatewayRoutes.table {
             let handler = route.handler
+            let served = ServedRoute(
+                pattern: route.pattern, access: route.access,
+                noStore: route.method == "POST" && RequestChain.noStorePOSTRoutes.contains(route.pattern),
+                metrics: metrics.route(route.pattern))
             router.add(route.method, route.pattern) { [self] request, parameters in
-                self.serve(request, parameters, pattern: route.pattern, access: route.access) { try handler(self, $0) }
+                self.serve(request, parameters, route: served, handler)
             }
         }
         return router
@@ -120,43 +127,36 @@ public final class GatewayAPI: Sendable {
     }
 
     func serve(
-        _ request: HTTPRequest, _ parameters: PathParameters, pattern: String, access: Access,
-        _ handler: @escaping Handler
+        _ request: HTTPRequest, _ parameters: PathParameters, route: ServedRoute, _ handler: @escaping Handler
     )
         -> HTTPHandlerResult
     {
-        let started = ContinuousClock.now
-        var requestLogger = self.logger
-        requestLogger[metadataKey: "request_id"] = "\(request.requestID)"
-        let logger = requestLogger
-        let record: @Sendable (HTTPResponse, String?) -> HTTPResponse = { [self] response, refusal in
-            RequestChain.finish(
-                self, RequestTrace(request: request, pattern: pattern, started: started, refusal: refusal),
-                response, logger: logger)
-        }
-        let finish: @Sendable (HTTPResponse) -> HTTPResponse = { record($0, nil) }
+        // No closure, logger or metadata is made for an answer given now; the log line builds its own.
+        let access = route.access
+        var trace = RequestTrace(request: request, route: route, started: ContinuousClock.now, refusal: nil)
         let caller: Caller
         // Public routes take no credential; their caller is a placeholder that no handler reads.
         switch access == .anyone ? Admission.caller(.admin) : admission(request, access: access) {
         case .caller(let admitted):
             caller = admitted
         case .refused(let response, let reason):
-            return .response(record(response, reason))
+            trace.refusal = reason
+            return .response(RequestChain.finish(self, trace, response))
         case .lookup(let id):
             // A key made on another replica a moment ago: look it up once, then serve from memory.
-            return .deferred { [self] in
+            return .deferred { [self, trace] in
                 await RequestScope.$requestID.withValue(request.requestID) {
-                    await self.admitThenServe(
-                        request, parameters, id: id, access: access, logger: logger, handler, record)
+                    await self.admitThenServe(parameters, id: id, access: access, trace: trace, handler)
                 }
             }
         }
-        let reply = run(request, parameters, caller: caller, access: access, logger: logger, handler)
-        switch reply {
-        case .now(let response): return .response(finish(response))
+        switch run(request, parameters, caller: caller, access: access, handler) {
+        case .now(let response): return .response(RequestChain.finish(self, trace, response))
         case .later(let work):
-            return .deferred {
-                await RequestScope.$requestID.withValue(request.requestID) { await Self.resolve(.later(work), finish) }
+            return .deferred { [self, trace] in
+                await RequestScope.$requestID.withValue(request.requestID) {
+                    await Self.resolve(.later(work)) { RequestChain.finish(self, trace, $0) }
+                }
             }
         }
     }
@@ -190,9 +190,9 @@ public final class GatewayAPI: Sendable {
 
     /// Serves a request whose key this replica has not seen yet: one database lookup, then the usual path.
     func admitThenServe(
-        _ request: HTTPRequest, _ parameters: PathParameters, id: String, access: Access, logger: Logger,
-        _ handler: @escaping Handler, _ record: @escaping @Sendable (HTTPResponse, String?) -> HTTPResponse
+        _ parameters: PathParameters, id: String, access: Access, trace: RequestTrace, _ handler: @escaping Handler
     ) async -> HTTPResponse {
+        let request = trace.request
         let admitted: Caller?
         do {
             let rows = try await store.keyHashes(id: id)
@@ -203,20 +203,22 @@ public final class GatewayAPI: Sendable {
             }
         } catch {
             authentication.recordFailure(address: request.remoteAddress)
-            return record(GatewayError.unavailable.response, nil)
+            return RequestChain.finish(self, trace, GatewayError.unavailable.response)
         }
         guard let admitted else {
             keys.rememberUnknown(id: id)
             authentication.recordFailure(address: request.remoteAddress)
-            return record(GatewayError.unauthorized.response, "unauthorized")
+            var refused = trace
+            refused.refusal = "unauthorized"
+            return RequestChain.finish(self, refused, GatewayError.unauthorized.response)
         }
-        return await Self.resolve(
-            run(request, parameters, caller: admitted, access: access, logger: logger, handler), { record($0, nil) })
+        return await Self.resolve(run(request, parameters, caller: admitted, access: access, handler)) {
+            RequestChain.finish(self, trace, $0)
+        }
     }
 
     func run(
-        _ request: HTTPRequest, _ parameters: PathParameters, caller: Caller, access: Access, logger: Logger,
-        _ handler: Handler
+        _ request: HTTPRequest, _ parameters: PathParameters, caller: Caller, access: Access, _ handler: Handler
     ) -> Reply {
         switch (access, caller) {
         case (.admin, .key): return .now(GatewayError.adminOnly.response)
@@ -224,11 +226,11 @@ public final class GatewayAPI: Sendable {
         default: break
         }
         if case .key(let id, _) = caller { keys.markUsed(id: id, now: TokenService.now) }
-        let context = RequestContext(request: request, parameters: parameters, caller: caller, logger: logger)
+        let context = RequestContext(request: request, parameters: parameters, caller: caller, baseLogger: logger)
         do {
-            return try handler(context)
+            return try handler(self, context)
         } catch {
-            return .now(Self.errorResponse(error, logger: logger))
+            return .now(Self.errorResponse(error, logger: context.logger))
         }
     }
 

@@ -2,12 +2,35 @@ import HTTPServer
 import Logging
 import TokenGatewayService
 
+extension Logger {
+    /// This logger with the request id in its metadata, as every line about one request carries it.
+    func forRequest(_ requestID: String) -> Logger {
+        var logger = self
+        logger[metadataKey: "request_id"] = "\(requestID)"
+        return logger
+    }
+}
+
+/// What the request pipeline knows of a route, worked out once when the router is built.
+struct ServedRoute: Sendable {
+    /// The route pattern (the metrics and log label).
+    var pattern: String
+    /// The credential the route takes.
+    var access: Access
+    /// Its answers carry `Cache-Control: no-store` (`RequestChain.noStorePOSTRoutes`).
+    var noStore: Bool
+    /// Its request counters.
+    var metrics: Metrics.Route
+}
+
 /// What the steps after a route's handler know of the request they finish.
 struct RequestTrace: Sendable {
     /// The request as the server read it.
     var request: HTTPRequest
+    /// The route that matched.
+    var route: ServedRoute
     /// The route pattern that matched (the metrics label).
-    var pattern: String
+    var pattern: String { route.pattern }
     /// When the gateway started serving it.
     var started: ContinuousClock.Instant
     /// Why the request was refused before any handler ran (the name of its sampled log line), if it was.
@@ -18,18 +41,13 @@ struct RequestTrace: Sendable {
 /// answers that hold secrets, the request metrics, the request's log line. Credentials are checked on the way in
 /// (`GatewayAPI.admission`), and errors become answers in `ErrorResponses.swift`.
 enum RequestChain {
-    /// One step: it may change the answer (a header) or only observe it.
-    typealias Step = @Sendable (GatewayAPI, RequestTrace, inout HTTPResponse, Logger) -> Void
-
-    /// The steps, in the order they run.
-    static let steps: [Step] = [noStore, measure, log]
-
-    /// Runs every step on `response`.
-    static func finish(_ api: GatewayAPI, _ trace: RequestTrace, _ response: HTTPResponse, logger: Logger)
-        -> HTTPResponse
-    {
+    /// Runs every step on `response`, in order (called directly: no list of closures on the hot path). Each step
+    /// may change the answer (a header) or only observe it.
+    static func finish(_ api: GatewayAPI, _ trace: RequestTrace, _ response: HTTPResponse) -> HTTPResponse {
         var response = response
-        for step in steps { step(api, trace, &response, logger) }
+        noStore(api, trace, &response)
+        measure(api, trace, &response)
+        log(api, trace, &response)
         return response
     }
 
@@ -39,20 +57,19 @@ enum RequestChain {
         "/token", "/exchange", "/tenants/{tenant}/keys", "/tenants/{tenant}/clients/{client}/authorize",
     ]
 
-    static func noStore(_ api: GatewayAPI, _ trace: RequestTrace, _ response: inout HTTPResponse, _ logger: Logger) {
-        if trace.request.method == "POST" && noStorePOSTRoutes.contains(trace.pattern) {
+    static func noStore(_ api: GatewayAPI, _ trace: RequestTrace, _ response: inout HTTPResponse) {
+        if trace.route.noStore {
             response.headers.replaceOrAdd("Cache-Control", "no-store")
         }
     }
 
-    static func measure(_ api: GatewayAPI, _ trace: RequestTrace, _ response: inout HTTPResponse, _ logger: Logger) {
-        api.metrics.request(
-            route: trace.pattern, status: response.status, duration: ContinuousClock.now - trace.started)
+    static func measure(_ api: GatewayAPI, _ trace: RequestTrace, _ response: inout HTTPResponse) {
+        api.metrics.request(trace.route.metrics, status: response.status, duration: ContinuousClock.now - trace.started)
     }
 
     /// One line per request: `debug` for successes, `info` for 4xx, `error` for 5xx. Refusals of unauthenticated
     /// callers are sampled (one line a second per reason) so they cannot flood the log.
-    static func log(_ api: GatewayAPI, _ trace: RequestTrace, _ response: inout HTTPResponse, _ logger: Logger) {
+    static func log(_ api: GatewayAPI, _ trace: RequestTrace, _ response: inout HTTPResponse) {
         let status = response.status
         let level: Logger.Level = status >= 500 ? .error : status >= 400 ? .info : .debug
         var suppressed: Int?
@@ -60,7 +77,8 @@ enum RequestChain {
             guard let count = api.authentication.sampleLog(refusal) else { return }
             suppressed = count
         }
-        guard logger.logLevel <= level else { return }
+        guard api.logger.logLevel <= level else { return }
+        let logger = api.logger.forRequest(trace.request.requestID)
         let elapsed = ContinuousClock.now - trace.started
         var metadata: Logger.Metadata = [
             "method": "\(trace.request.method)", "route": "\(trace.pattern)", "status": "\(status)",

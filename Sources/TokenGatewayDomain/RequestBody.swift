@@ -29,6 +29,16 @@ public struct RequestBody: Sendable {
         return RequestBody(members: members)
     }
 
+    /// The ids of the usual `POST /token` body (`client`, optionally `connection`, both valid ids, nothing else)
+    /// when the body passes every check of `parse` and holds just those; nil for anything else, which `parse`
+    /// and the field accessors then answer as always.
+    public static func tokenIDs(_ body: [UInt8], contentType: String?, tooLarge: Bool) -> (
+        client: String, connection: String?
+    )? {
+        guard !tooLarge, !body.isEmpty, isJSON(contentType) else { return nil }
+        return FlatJSONObject.tokenIDs(body)
+    }
+
     /// The top-level field (first by name) with U+0000 in a string anywhere inside it or in a member name.
     static func fieldHoldingNUL(_ members: [String: JSONValue]) -> String? {
         guard let first = members.filter({ $0.key.utf8.contains(0) || holdsNUL($0.value) }).keys.min() else {
@@ -51,16 +61,22 @@ public struct RequestBody: Sendable {
 
     /// `application/json`, any case, optionally followed by parameters such as `; charset=utf-8`.
     static func isJSON(_ contentType: String?) -> Bool {
-        guard let contentType else { return false }
-        var bytes = Array(contentType.utf8)[...]
-        while let first = bytes.first, first == 0x20 || first == 0x09 { bytes = bytes.dropFirst() }
-        let media: [UInt8] = Array("application/json".utf8)
-        guard bytes.count >= media.count,
-            zip(bytes.prefix(media.count), media).allSatisfy({ ($0 | 0x20) == $1 || $0 == $1 })
-        else { return false }
-        let rest = bytes.dropFirst(media.count)
-        guard let next = rest.first(where: { $0 != 0x20 && $0 != 0x09 }) else { return true }
-        return next == UInt8(ascii: ";")
+        guard var contentType else { return false }
+        return contentType.withUTF8 { bytes in
+            var index = 0
+            func skipBlanks() { while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x09 { index += 1 } }
+            skipBlanks()
+            let media: StaticString = "application/json"
+            guard bytes.count - index >= media.utf8CodeUnitCount else { return false }
+            for offset in 0..<media.utf8CodeUnitCount {
+                let byte = bytes[index + offset]
+                let expected = media.utf8Start[offset]
+                guard byte | 0x20 == expected || byte == expected else { return false }
+            }
+            index += media.utf8CodeUnitCount
+            skipBlanks()
+            return index == bytes.count || bytes[index] == UInt8(ascii: ";")
+        }
     }
 
     /// Refuses members that are not in `allowed`, naming the first unknown one.

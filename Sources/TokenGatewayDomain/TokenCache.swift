@@ -85,7 +85,7 @@ public final class TokenCache: Sendable {
         var token: CachedToken {
             didSet { hitBody = nil }
         }
-        /// The answer body of a cache hit on `token`, rendered once (`hitBody(_:for:render:)`); nil until asked.
+        /// The answer body of a cache hit on `token`, rendered once (`hit(_:need:now:render:)`); nil until asked.
         var hitBody: [UInt8]?
         /// The largest `min_ttl_seconds` asked of this token; nil when nobody asked since it was fetched.
         var demand: Double?
@@ -111,15 +111,38 @@ public final class TokenCache: Sendable {
         }
     }
 
-    /// The body of a hit on `key` with `token`, rendered by `render` the first time and kept until the entry's
-    /// token changes. A token no longer cached (replaced meanwhile) is rendered and not kept.
-    public func hitBody(_ key: ConnectionKey, for token: CachedToken, render: (CachedToken) -> [UInt8]) -> [UInt8] {
+    /// What one locked lookup of a request's hit found (`hit(_:need:now:render:)`).
+    public enum Hit: Sendable {
+        /// The token satisfies the request: the answer body, rendered once per cached token.
+        case served([UInt8])
+        /// A `force_refresh` found a token too old: the caller drops it (`remove(_:ifAccessToken:)`).
+        case drop(accessToken: String)
+        /// Nothing usable cached.
+        case miss
+    }
+
+    /// A request's hit in one locked lookup: records the demand (`need.minTTL`), makes the fast path's choice
+    /// (`TokenNeed.cacheChoice`) and, when the token serves, gives its answer body, rendered by `render` the first
+    /// time and kept in the entry until its token changes.
+    public func hit(_ key: ConnectionKey, need: TokenNeed, now: Double, render: (CachedToken) -> [UInt8]) -> Hit {
         entries.withLock { entries in
-            guard let entry = entries[key], entry.token == token else { return render(token) }
-            if let body = entry.hitBody { return body }
-            let body = render(token)
-            entries[key]?.hitBody = body
-            return body
+            guard let index = entries.index(forKey: key) else { return .miss }
+            return Self.hit(&entries.values[index], need: need, now: now, render: render)
+        }
+    }
+
+    private static func hit(_ entry: inout Entry, need: TokenNeed, now: Double, render: (CachedToken) -> [UInt8])
+        -> Hit
+    {
+        entry.demand = max(entry.demand ?? 0, need.minTTL)
+        switch need.cacheChoice(entry.token, now: now) {
+        case .serve:
+            if let body = entry.hitBody { return .served(body) }
+            let body = render(entry.token)
+            entry.hitBody = body
+            return .served(body)
+        case .drop: return .drop(accessToken: entry.token.accessToken)
+        case .pass: return .miss
         }
     }
 

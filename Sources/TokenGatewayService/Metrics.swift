@@ -24,8 +24,17 @@ public final class Metrics: Sendable {
         }
     }
 
+    /// A route's request counters, reached without hashing its pattern: `route(_:)` hands one out per route when
+    /// the router is built.
+    public struct Route: Sendable {
+        let index: Int
+    }
+
     struct State {
         var requests: [RouteStatus: Int] = [:]
+        /// The patterns of `route(_:)`, by index, and their counts by status (a few statuses each: a short scan).
+        var routes: [String] = []
+        var routeCounts: [[(status: Int, count: Int)]] = []
         var requestDuration = Histogram()
         var cacheHits = 0
         var cacheMisses = 0
@@ -52,6 +61,29 @@ public final class Metrics: Sendable {
         let seconds = duration.seconds
         state.withLock {
             $0.requests[RouteStatus(route: route, status: status), default: 0] += 1
+            $0.requestDuration.observe(seconds)
+        }
+    }
+
+    /// The counters of requests to `route` (a pattern), the same ones `request(route:status:duration:)` counts.
+    public func route(_ route: String) -> Route {
+        state.withLock {
+            if let index = $0.routes.firstIndex(of: route) { return Route(index: index) }
+            $0.routes.append(route)
+            $0.routeCounts.append([])
+            return Route(index: $0.routes.count - 1)
+        }
+    }
+
+    /// Counts one answered request of `route` with its status, and observes its duration.
+    public func request(_ route: Route, status: Int, duration: Duration) {
+        let seconds = duration.seconds
+        state.withLock {
+            if let at = $0.routeCounts[route.index].firstIndex(where: { $0.status == status }) {
+                $0.routeCounts[route.index][at].count += 1
+            } else {
+                $0.routeCounts[route.index].append((status, 1))
+            }
             $0.requestDuration.observe(seconds)
         }
     }
@@ -114,7 +146,12 @@ public final class Metrics: Sendable {
 
     /// The Prometheus text exposition.
     public func render() -> String {
-        let snapshot = state.withLock { $0 }
+        var snapshot = state.withLock { $0 }
+        for (index, route) in snapshot.routes.enumerated() {
+            for (status, count) in snapshot.routeCounts[index] {
+                snapshot.requests[RouteStatus(route: route, status: status), default: 0] += count
+            }
+        }
         var out = ""
         func histogram(_ name: String, _ help: String, _ h: Histogram) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"

@@ -82,17 +82,19 @@ public final class TokenService: Sendable {
     /// Seconds since the epoch.
     public static var now: Double { WallClock.now }
 
-    /// The fast path: a cached token that satisfies the request, without any I/O. `force` drops a stale entry.
-    public func cachedToken(_ key: ConnectionKey, minTTL: Double, force: Bool) -> CachedToken? {
-        guard let token = cache.hit(key, minTTL: minTTL) else { return nil }
+    /// The fast path: the answer body of a cached token that satisfies the request (rendered by `render` once per
+    /// cached token), without any I/O; nil when the slow path must decide. `force` drops a stale entry.
+    public func cachedHit(_ key: ConnectionKey, minTTL: Double, force: Bool, render: (CachedToken) -> [UInt8])
+        -> [UInt8]?
+    {
         let now = Self.now
         let need = TokenNeed(minTTL: minTTL, force: force, started: now, forceGrace: forceRefreshGrace)
-        switch need.cacheChoice(token, now: now) {
-        case .serve: return token
-        case .drop:
-            cache.remove(key, ifAccessToken: token.accessToken)
+        switch cache.hit(key, need: need, now: now, render: render) {
+        case .served(let body): return body
+        case .drop(let accessToken):
+            cache.remove(key, ifAccessToken: accessToken)
             return nil
-        case .pass: return nil
+        case .miss: return nil
         }
     }
 

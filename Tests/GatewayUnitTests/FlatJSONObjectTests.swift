@@ -20,4 +20,32 @@ import Testing
         ]
         for text in declined { #expect(FlatJSONObject.members(Array(text.utf8)) == nil, "\(text)") }
     }
+
+    @Test func theTokenReaderTakesOnlyTheUsualBodyAndAgreesWithTheGenericChecks() throws {
+        let read: [(String, String, String?)] = [
+            (#"{"client":"crm"}"#, "crm", nil), (#" { "connection" : "c-1_x" , "client":"a9" } "#, "a9", "c-1_x"),
+            ("{\n\t\"client\":\"crm\",\"connection\":\"default\"}", "crm", "default"),
+        ]
+        for (text, client, connection) in read {
+            let ids = try #require(FlatJSONObject.tokenIDs(Array(text.utf8)), "\(text)")
+            #expect(ids.client == client && ids.connection == connection, "\(text)")
+            // What the generic path reads from the same body.
+            let body = try RequestBody.parse(Array(text.utf8), contentType: "application/json", tooLarge: false, maxBytes: 65536)
+            #expect(try body.id("client") == client && body.id("connection", default: "default") == connection ?? "default")
+        }
+        // Left to the generic path (and its errors): other fields, invalid ids, escapes, repeats, other types.
+        let declined: [String] = [
+            "{}", #"{"connection":"c1"}"#, #"{"client":"crm","force_refresh":true}"#, #"{"client":"Crm"}"#,
+            #"{"client":"_crm"}"#, #"{"client":"-crm"}"#, #"{"client":""}"#, #"{"client":"cr\u006d"}"#,
+            #"{"cli\u0065nt":"crm"}"#, #"{"client":"crm","client":"crm"}"#, #"{"client":null}"#, #"{"client":1}"#,
+            #"{"client":"crm",}"#, #"{"client":"crm"} x"#, #"{"client":"crm""#, "{\"client\":\"" + String(repeating: "a", count: 64) + "\"}",
+            "", "[]",
+        ]
+        for text in declined { #expect(FlatJSONObject.tokenIDs(Array(text.utf8)) == nil, "\(text)") }
+        let usual = Array(#"{"client":"crm"}"#.utf8)
+        #expect(RequestBody.tokenIDs(usual, contentType: "application/json; charset=utf-8", tooLarge: false) != nil)
+        #expect(RequestBody.tokenIDs(usual, contentType: "text/plain", tooLarge: false) == nil)
+        #expect(RequestBody.tokenIDs(usual, contentType: nil, tooLarge: false) == nil)
+        #expect(RequestBody.tokenIDs(usual, contentType: "application/json", tooLarge: true) == nil)
+    }
 }

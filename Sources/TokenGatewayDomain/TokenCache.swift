@@ -102,15 +102,6 @@ public final class TokenCache: Sendable {
     /// The cached token of `key`, without recording demand (for reads that are not a caller's request).
     public func get(_ key: ConnectionKey) -> CachedToken? { entries.withLock { $0[key]?.token } }
 
-    /// The cached token, recording that a caller asked for it with `minTTL`.
-    public func hit(_ key: ConnectionKey, minTTL: Double) -> CachedToken? {
-        entries.withLock { entries in
-            guard let token = entries[key]?.token else { return nil }
-            entries[key]!.demand = max(entries[key]!.demand ?? 0, minTTL)
-            return token
-        }
-    }
-
     /// What one locked lookup of a request's hit found (`hit(_:need:now:render:)`).
     public enum Hit: Sendable {
         /// The token satisfies the request: the answer body, rendered once per cached token.

@@ -28,11 +28,17 @@ import Testing
         #expect(minute.renewAt(askedTTL: 86400, margin: 30) == 1030)
     }
 
+    /// A caller's request for the cached token with `min_ttl_seconds` = `minTTL`, as a hit makes it.
+    static func ask(_ cache: TokenCache, minTTL: Double) {
+        let need = TokenNeed(minTTL: minTTL, force: false, started: 1000, forceGrace: 5)
+        _ = cache.hit(Self.key, need: need, now: 1000, render: { _ in [] })
+    }
+
     @Test func onlyTokensSomebodyAskedForAreDue() {
         let cache = TokenCache()
         cache.put(Self.key, Self.token(), demand: nil)
         #expect(cache.dueForRenewal(now: 1050, margin: 30, limit: 10).isEmpty, "nobody asked: left to expire")
-        _ = cache.hit(Self.key, minTTL: 20)
+        Self.ask(cache, minTTL: 20)
         let due = cache.dueForRenewal(now: 1050, margin: 30, limit: 10)
         #expect(due.count == 1 && due[0].demand == 20)
         #expect(cache.dueForRenewal(now: 1029, margin: 30, limit: 10).isEmpty, "not before half of the lifetime")
@@ -42,8 +48,8 @@ import Testing
     @Test func theLargestMinTTLAskedIsRemembered() {
         let cache = TokenCache()
         cache.put(Self.key, Self.token(lifetime: 3600), demand: 60)
-        _ = cache.hit(Self.key, minTTL: 300)
-        _ = cache.hit(Self.key, minTTL: 10)
+        Self.ask(cache, minTTL: 300)
+        Self.ask(cache, minTTL: 10)
         #expect(cache.dueForRenewal(now: 1000 + 3600 - 330, margin: 30, limit: 10).first?.demand == 300)
         #expect(cache.dueForRenewal(now: 1000 + 3600 - 331, margin: 30, limit: 10).isEmpty)
     }
